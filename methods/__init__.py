@@ -1,0 +1,1 @@
+"""Methods register themselves here by importing `METHODS` from methods.base (one file each)."""

@@ -1,0 +1,139 @@
+#!/usr/bin/env python
+"""ilora-bench command line.
+
+    python run_bench.py --methods all                 # run (the default command)
+    python run_bench.py --list                        # registered methods and data sets
+    python run_bench.py leaderboard                   # rebuild results/leaderboard.md from records
+    python run_bench.py card --dataset ml-100k        # write the data card datasets/ml-100k.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+
+COMMANDS = ("run", "leaderboard", "card")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def _parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
+    """--set sasrec.lr=0.001 -> {"sasrec": {"lr": 0.001}}; values parse as JSON when they can."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        method, dot, param = key.partition(".")
+        if not sep or not dot or not method or not param:
+            raise UserError(f"--set {item!r}: expected METHOD.PARAM=VALUE, e.g. --set sasrec.lr=0.001")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        out.setdefault(method, {})[param] = value
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_bench.py",
+        description="Benchmark LLM-based and ID-based sequential recommenders on one protocol.",
+        epilog="Commands: run (default), leaderboard, card. `run_bench.py COMMAND --help` for each.",
+    )
+    parser.add_argument("--list", action="store_true", help="list registered methods and data sets, then exit")
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="train and score methods, write run records and the leaderboard")
+    run.add_argument("--methods", default="all", help="'all' or a comma-separated list, e.g. sasrec,ilora")
+    run.add_argument("--dataset", default="ml-100k", help="a registered name, or a path to a RecBole atomic or LLaRA folder")
+    run.add_argument("--seeds", nargs="+", type=_non_negative_int, default=[0], help="seeds (each: own split and candidates)")
+    run.add_argument("--out", type=Path, default=Path("results"), help="results folder (runs/, candidates/, leaderboard.md)")
+    run.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    run.add_argument("--split", default=None, help="llara (default), loo, or given (published splits' default)")
+    run.add_argument("--max-history", type=_non_negative_int, default=10, help="items of history in a sample")
+    run.add_argument("--min-history", type=_non_negative_int, default=3, help="held-out samples need this many")
+    run.add_argument("--negatives", type=_non_negative_int, default=19, help="negatives per candidate set")
+    run.add_argument("--exclude", default="seen", help="negatives exclude: seen (all the user's items) or window (upstream)")
+    run.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.PARAM=VALUE", help="override a parameter")
+    run.add_argument("--force", action="store_true", help="rerun runs whose record exists")
+    run.add_argument("--trust-pickle", action="store_true", help="allow unpickling files that are not known upstream files")
+    run.add_argument("-v", "--verbose", action="store_true")
+
+    board = sub.add_parser("leaderboard", help="rebuild the leaderboard from run records")
+    board.add_argument("--out", type=Path, default=Path("results"))
+
+    card = sub.add_parser("card", help="write a data card with statistics computed by the loader")
+    card.add_argument("--dataset", default="ml-100k")
+    card.add_argument("--to", type=Path, default=Path("datasets"), help="folder for <name>.md")
+    card.add_argument("--trust-pickle", action="store_true")
+    return parser
+
+
+def list_registered() -> str:
+    from harness.data import DATASETS
+    from harness.registry import describe
+    from methods.base import METHODS
+
+    return f"Methods:\n{describe(METHODS.entries())}\n\nData sets:\n{describe(DATASETS.entries())}\n" \
+           "  <path>  a RecBole atomic folder (.inter + .item) or a LLaRA split folder"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--list" not in argv and not any(a in COMMANDS for a in argv[:1]) and argv[:1] not in (["-h"], ["--help"]):
+        argv.insert(0, "run")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list:
+        print(list_registered())
+        return 0
+    logging.basicConfig(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S",
+    )
+    try:
+        if args.command == "leaderboard":
+            from harness.records import RecordStore
+            from harness.report.leaderboard import write_leaderboard
+
+            print(f"wrote {write_leaderboard(RecordStore(args.out))}")
+            return 0
+        if args.command == "card":
+            from harness.data import load_dataset
+            from harness.report.cards import write_card
+
+            print(f"wrote {write_card(load_dataset(args.dataset, trust_pickle=args.trust_pickle), args.to)}")
+            return 0
+        from harness.runner import RunPlan, run_benchmark
+
+        plan = RunPlan(
+            dataset=args.dataset, methods=args.methods, seeds=args.seeds, out=args.out, device=args.device,
+            split=args.split, max_history=args.max_history, min_history=args.min_history, negatives=args.negatives,
+            exclude=args.exclude, force=args.force, trust_pickle=args.trust_pickle, params=_parse_sets(args.sets),
+        )
+        summary = run_benchmark(plan)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"{len(summary.written)} run(s) written, {len(summary.skipped)} skipped (already recorded), "
+        f"{len(summary.failed)} failed; records in {args.out / 'runs'}, leaderboard {summary.leaderboard}"
+    )
+    return 1 if summary.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

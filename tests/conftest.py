@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# The LLaRA splits live in the shared folder beside the checkout (never copied into the project).
+LLARA = ROOT.parent / "shared" / "datasets" / "llara"
+
+
+@pytest.fixture(scope="session")
+def llara_dir() -> Path:
+    if not (LLARA / "lastfm" / "test.csv").exists():
+        pytest.skip(f"LLaRA splits not found at {LLARA}")
+    return LLARA
+
+
+@pytest.fixture(scope="session")
+def ml100k():
+    from harness.data import load_dataset
+
+    return load_dataset("ml-100k")
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    from harness.data.synthetic import make_synthetic
+
+    return make_synthetic()

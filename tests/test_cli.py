@@ -1,0 +1,63 @@
+import json
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, str(ROOT / "run_bench.py"), *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_list_does_not_import_torch():
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.argv=['run_bench.py','--list']; import run_bench;"
+        "run_bench.main(['--list']); assert 'torch' not in sys.modules and 'recbole' not in sys.modules, 'heavy import'"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "pop" in out.stdout and "ml-100k" in out.stdout
+
+
+def test_unknown_method_is_one_line_error(tmp_path):
+    out = run_cli("--methods", "pop,rando", "--out", str(tmp_path))
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0
+    assert "unknown method 'rando' (did you mean 'random'?)" in out.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_set_option(tmp_path):
+    out = run_cli("--methods", "pop", "--set", "pop.nope=1", "--out", str(tmp_path))
+    assert out.returncode == 2 and "no parameter 'nope'" in out.stderr
+
+
+def test_run_records_resume_and_leaderboard(tmp_path):
+    args = ("--methods", "random,pop", "--dataset", "synthetic", "--seeds", "0", "1", "--out", str(tmp_path))
+    first = run_cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    records = sorted((tmp_path / "runs" / "synthetic").glob("*/*.json"))
+    assert len(records) == 4
+    rec = json.loads(records[0].read_text())
+    assert rec["status"] == "ok" and len(rec["candidates"]["sha256"]) == 64
+    assert rec["versions"]["numpy"] and rec["command"].startswith("python")
+    samples = records[0].with_suffix(".samples.jsonl").read_text().splitlines()
+    assert len(samples) == rec["split"]["test"]
+    board = (tmp_path / "leaderboard.md").read_text()
+    assert "| pop" in board and "| random" in board
+    mtimes = [p.stat().st_mtime_ns for p in records]
+
+    second = run_cli(*args, cwd=tmp_path)
+    assert second.returncode == 0
+    assert "0 run(s) written, 4 skipped" in second.stdout
+    assert [p.stat().st_mtime_ns for p in records] == mtimes
+    assert (tmp_path / "leaderboard.md").read_text() == board  # rebuilt, byte-identical
+
+    third = run_cli(*args, "--force", cwd=tmp_path)
+    assert "4 run(s) written" in third.stdout
+    board = (tmp_path / "leaderboard.md").read_text()
+    assert "--force" in board  # the records now name the command that rewrote them
+    rebuilt = run_cli("leaderboard", "--out", str(tmp_path))
+    assert rebuilt.returncode == 0 and (tmp_path / "leaderboard.md").read_text() == board
+    # nothing third-party leaked into the working folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["candidates", "leaderboard.md", "runs"]
