@@ -48,3 +48,28 @@ def metrics(ranks: np.ndarray, valid: np.ndarray | None = None) -> dict[str, flo
     out["MRR"] = float(np.mean(np.where(hit, 1.0 / np.maximum(ranks, 1), 0.0)))
     out["ValidRatio"] = 1.0 if valid is None else float(np.mean(valid))
     return out
+
+
+FULL_CUTOFF = 10
+FULL_METRICS = (f"HR@{FULL_CUTOFF}", f"NDCG@{FULL_CUTOFF}")
+
+
+def full_ranks(scores: np.ndarray, targets: np.ndarray, seen: list[tuple[int, ...]]) -> np.ndarray:
+    """Rank of the target among ALL items (items the user had before are masked), ties pessimistic.
+
+    Sampled metrics can order models differently from full ranking (Krichene & Rendle, KDD 2020),
+    so ID models report both.
+    """
+    scores = np.array(scores, dtype=np.float64, copy=True)
+    rows = np.arange(len(targets))
+    target_scores = scores[rows, targets].copy()
+    for i, items in enumerate(seen):
+        scores[i, list(items)] = -np.inf
+    scores[rows, targets] = target_scores
+    return (scores >= target_scores[:, None]).sum(axis=1).astype(np.int64)
+
+
+def full_metrics(ranks: np.ndarray) -> dict[str, float]:
+    k = FULL_CUTOFF
+    hit = ranks <= k
+    return {f"HR@{k}": float(np.mean(hit)), f"NDCG@{k}": float(np.mean(np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0)))}

@@ -137,6 +137,7 @@ class EvalSet:
     histories: list[tuple[int, ...]]
     targets: np.ndarray  # [N]
     candidates: np.ndarray  # [N, C]; exactly one column per row equals the target
+    seen: list[tuple[int, ...]]  # every item the user had before the target (masked in full ranking)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -184,10 +185,11 @@ def draw_candidates(samples: list[Sample], n_items: int, spec: CandidateSpec, rn
 
 
 def _render(inputs: dict, parts: dict[str, tuple[list[Sample], np.ndarray]]) -> str:
-    lines = [f"# {CANDIDATE_FORMAT} " + json.dumps(inputs, sort_keys=True), "part\tuser\thistory\ttarget\tcandidates"]
+    lines = [f"# {CANDIDATE_FORMAT} " + json.dumps(inputs, sort_keys=True), "part\tuser\thistory\ttarget\tcandidates\tseen"]
     for part, (samples, rows) in parts.items():
         for s, row in zip(samples, rows):
-            lines.append(f"{part}\t{s.user}\t{' '.join(map(str, s.history))}\t{s.target}\t{' '.join(map(str, row))}")
+            history, cands, seen = (" ".join(map(str, x)) for x in (s.history, row, s.seen))
+            lines.append(f"{part}\t{s.user}\t{history}\t{s.target}\t{cands}\t{seen}")
     return "\n".join(lines) + "\n"
 
 
@@ -216,11 +218,14 @@ def read_candidates(path: Path, key: str = "") -> FrozenCandidates:
     lines = text.splitlines()
     if not lines or not lines[0].startswith(f"# {CANDIDATE_FORMAT} "):
         raise UserError(f"{path}: line 1: not an ilora-bench candidate file")
-    parts: dict[str, list[tuple[int, tuple[int, ...], int, list[int]]]] = {"valid": [], "test": []}
+    parts: dict[str, list[tuple[int, tuple[int, ...], int, list[int], tuple[int, ...]]]] = {"valid": [], "test": []}
     for lineno, line in enumerate(lines[2:], 3):
         try:
-            part, user, history, target, cands = line.split("\t")
-            row = (int(user), tuple(int(x) for x in history.split()), int(target), [int(x) for x in cands.split()])
+            part, user, history, target, cands, seen = line.split("\t")
+            row = (
+                int(user), tuple(int(x) for x in history.split()), int(target), [int(x) for x in cands.split()],
+                tuple(int(x) for x in seen.split()),
+            )
             parts[part].append(row)
         except (ValueError, KeyError):
             raise UserError(f"{path}: line {lineno}: malformed candidate row {line[:80]!r}") from None
@@ -233,6 +238,7 @@ def read_candidates(path: Path, key: str = "") -> FrozenCandidates:
         targets = np.array([r[2] for r in rows], dtype=np.int64)
         if len(rows) and not np.all((cand == targets[:, None]).sum(axis=1) == 1):
             raise UserError(f"{path}: a {part} row does not hold its target exactly once")
-        sets[part] = EvalSet(part, np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows], targets, cand)
+        users = np.array([r[0] for r in rows], dtype=np.int64)
+        sets[part] = EvalSet(part, users, [r[1] for r in rows], targets, cand, [r[4] for r in rows])
     return FrozenCandidates(path, hashlib.sha256(raw).hexdigest(), key or path.stem.rsplit("-", 1)[-1], sets["valid"], sets["test"])
 

@@ -24,10 +24,10 @@ import numpy as np
 from tqdm import tqdm
 
 from harness import __version__
-from harness.data import DataSet, load_dataset
+from harness.data import load_dataset
 from harness.errors import UserError
-from harness.evaluate import metrics, ranks_from_choices, ranks_from_scores
-from harness.protocol import CandidateSpec, EvalSet, FrozenCandidates, SplitSpec, freeze_candidates, make_split
+from harness.evaluate import full_metrics, full_ranks, metrics, ranks_from_choices, ranks_from_scores
+from harness.protocol import CandidateSpec, EvalSet, FrozenCandidates, Split, SplitSpec, freeze_candidates, make_split
 from harness.records import RECORD_FORMAT, RecordStore, config_hash, hardware, package_versions
 from methods.base import METHODS, Method, RunContext
 
@@ -122,127 +122,204 @@ def git_commit() -> str | None:
         return None
 
 
-def evaluate_method(method: Method, samples: EvalSet) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Score or let choose, then metrics and per-sample outcomes (kept for paired tests)."""
+def evaluate_method(method: Method, samples: EvalSet) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
+    """Every scoring mode of the method, then metrics and per-sample outcomes (kept for paired tests)."""
     target_index = samples.target_index
-    rows: list[dict[str, Any]] = []
-    if method.kind == "ranker":
-        scores = method.score(samples)
-        ranks = ranks_from_scores(scores, target_index)
-        result = metrics(ranks)
-        for i in range(len(samples)):
-            rows.append({"i": i, "user": int(samples.users[i]), "target": int(samples.targets[i]), "rank": int(ranks[i])})
-    else:
-        choices, answers = method.choose(samples)
-        choices = np.asarray(choices)
-        ranks = ranks_from_choices(choices, target_index)
-        valid = choices >= 0
-        result = metrics(ranks, valid)
-        for i in range(len(samples)):
-            rows.append({
-                "i": i, "user": int(samples.users[i]), "target": int(samples.targets[i]), "rank": int(ranks[i]),
-                "choice": int(choices[i]), "answer": answers[i],
-            })
-    return result, rows
+    rows: list[dict[str, Any]] = [
+        {"i": i, "user": int(samples.users[i]), "target": int(samples.targets[i]), "rank": {}} for i in range(len(samples))
+    ]
+    results: dict[str, dict[str, float]] = {}
+    for mode, how in method.modes.items():
+        if how == "score":
+            ranks = ranks_from_scores(method.score(samples), target_index)
+            results[mode] = metrics(ranks)
+        else:
+            choices, answers = method.choose(samples)
+            choices = np.asarray(choices)
+            ranks = ranks_from_choices(choices, target_index)
+            results[mode] = metrics(ranks, choices >= 0)
+            for row, c, a in zip(rows, choices, answers):
+                row.update(choice=int(c), answer=a)
+        for row, r in zip(rows, ranks):
+            row["rank"][mode] = int(r)
+    all_scores = method.score_all(samples)
+    if all_scores is not None:
+        ranks = full_ranks(all_scores, samples.targets, samples.seen)
+        results["full"] = full_metrics(ranks)
+        for row, r in zip(rows, ranks):
+            row["rank"]["full"] = int(r)
+    return results, rows
+
+
+class Session:
+    """One data set under one protocol: prepares each seed's split and candidates once, runs methods.
+
+    It is what `run_benchmark` loops over, what tuning asks for a validation score, and what a
+    method's `ctx.require(...)` uses to get another method trained on the same split.
+    """
+
+    def __init__(self, plan: RunPlan) -> None:
+        self.plan = plan
+        self.device = resolve_device(plan.device)
+        self.data = load_dataset(plan.dataset, trust_pickle=plan.trust_pickle)
+        self.split_spec = SplitSpec(plan.split or self.data.default_split, plan.max_history, plan.min_history)
+        self.cand_spec = CandidateSpec(plan.negatives, plan.exclude)
+        self.store = RecordStore(plan.out)
+        self._prepared: dict[int, tuple[Split, FrozenCandidates]] = {}
+        self._loaded: dict[str, Method] = {}
+
+    def prepare(self, seed: int) -> tuple[Split, FrozenCandidates]:
+        if seed not in self._prepared:
+            split = make_split(self.data, self.split_spec, seed)
+            cands = freeze_candidates(self.data, split, self.split_spec, self.cand_spec, seed, self.plan.out / "candidates")
+            log.info(
+                "seed %d: %d training samples, %d valid, %d test; candidates %s",
+                seed, len(split.train), len(cands.valid), len(cands.test), cands.path,
+            )
+            self._prepared = {seed: (split, cands)}  # one seed in memory at a time
+        return self._prepared[seed]
+
+    def params_for(self, name: str) -> dict[str, Any]:
+        return {**METHODS.get(name).obj.defaults, **self.plan.params.get(name, {})}
+
+    def config(self, name: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
+        _, cands = self.prepare(seed)
+        return {
+            "data": self.data.fingerprint(), "split": asdict(self.split_spec), "candidates": cands.key,
+            "method": name, "params": params, "seed": seed,
+        }
+
+    def context(self, name: str, seed: int, work_dir: Path, report: Any = None) -> RunContext:
+        return RunContext(
+            seed=seed, device=self.device, work_dir=work_dir, n_items=self.data.n_items, titles=self.data.titles,
+            dataset=self.data.name, report=report, require=lambda other: self.require(other, seed),
+        )
+
+    def run(self, name: str, seed: int, params: dict[str, Any] | None = None, force: bool = False) -> tuple[str, Path]:
+        """Run and record one (method, parameters, seed); returns ("ok"|"failed"|"skipped", record path)."""
+        params = self.params_for(name) if params is None else params
+        config = self.config(name, params, seed)
+        run_hash = config_hash(config)
+        path = self.store.path(self.data.name, name, run_hash)
+        if not force and self.store.finished(self.data.name, name, run_hash):
+            log.info("%s seed %d: record exists, skipped (%s)", name, seed, path)
+            return "skipped", path
+        record, samples, method = self._run_one(name, params, seed, run_hash)
+        record.update(hash=run_hash, config=config)
+        path = self.store.write(record, samples)
+        if record["status"] == "ok":
+            log.info("%s seed %d: test %s -> %s", name, seed, _headline(record["metrics"]["test"]), path)
+            if method is not None and method.reusable:
+                self._loaded[run_hash] = method
+        else:
+            log.error("%s seed %d failed: %s (recorded in %s)", name, seed, record["error"], path)
+        return record["status"], path
+
+    def require(self, name: str, seed: int) -> Method:
+        """The named method trained on this seed's split with its run parameters, trained once."""
+        params = self.params_for(name)
+        run_hash = config_hash(self.config(name, params, seed))
+        if run_hash in self._loaded:
+            return self._loaded[run_hash]
+        cls = METHODS.get(name).obj
+        if not cls.reusable:
+            raise TypeError(f"method {name!r} does not save its trained state, so it cannot be required")
+        folder = self.artifact_dir(name, run_hash)
+        if not (self.store.finished(self.data.name, name, run_hash) and (folder / "COMPLETE").exists()):
+            status, path = self.run(name, seed, params, force=True)
+            if status != "ok":
+                raise RuntimeError(f"required method {name!r} (seed {seed}) failed; see {path}")
+            if run_hash in self._loaded:
+                return self._loaded[run_hash]
+        method = cls(self.context(name, seed, self.work_dir(name, seed)), **params)
+        method.load(folder)
+        self._loaded[run_hash] = method
+        return method
+
+    def artifact_dir(self, name: str, run_hash: str) -> Path:
+        return self.plan.out / "artifacts" / self.data.name / name / run_hash
+
+    def work_dir(self, name: str, seed: int) -> Path:
+        return self.plan.out / "work" / self.data.name / name / f"seed{seed}"
+
+    def _run_one(
+        self, name: str, params: dict[str, Any], seed: int, run_hash: str
+    ) -> tuple[dict[str, Any], list[dict[str, Any]] | None, Method | None]:
+        cls = METHODS.get(name).obj
+        split, cands = self.prepare(seed)
+        record: dict[str, Any] = {
+            "format": RECORD_FORMAT, "method": name, "modes": list(cls.modes), "params": params, "seed": seed,
+            "dataset": {"name": self.data.name, "source": self.data.source, "fingerprint": self.data.fingerprint()},
+            "split": {**asdict(self.split_spec), "train": len(split.train), "valid": len(cands.valid),
+                      "test": len(cands.test), "dropped_short_history": split.dropped},
+            "candidates": {"file": cands.path.name, "sha256": cands.sha256, "key": cands.key, **asdict(self.cand_spec)},
+            "command": self.plan.command, "harness_version": __version__, "git_commit": git_commit(),
+            "versions": package_versions(), "hardware": hardware(self.device),
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        samples, method = None, None
+        try:
+            with PeakMemory() as mem:
+                method = cls(self.context(name, seed, self.work_dir(name, seed)), **params)
+                t0 = time.perf_counter()
+                method.fit(split.train, cands.valid)
+                t1 = time.perf_counter()
+                test_metrics, samples = evaluate_method(method, cands.test)
+                t2 = time.perf_counter()
+            record.update(
+                status="ok", metrics={"test": test_metrics}, fit_seconds=round(t1 - t0, 3),
+                score_seconds=round(t2 - t1, 3), peak_rss_mb=round(mem.peak / 2**20, 1),
+                trainable_parameters=int(method.trainable_parameters()), extra=method.record_extra(),
+            )
+            if cls.reusable:
+                folder = self.artifact_dir(name, run_hash)
+                folder.mkdir(parents=True, exist_ok=True)
+                method.save(folder)
+                (folder / "COMPLETE").write_text(run_hash + "\n")  # marks a whole save, written last
+                record["artifacts"] = str(folder)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # recorded, not swallowed: the run's exit status reports it
+            log.debug("traceback of %s seed %d:\n%s", name, seed, traceback.format_exc())
+            record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+            method = None
+        return record, samples, method
+
+
+def _headline(test: dict[str, dict[str, float]]) -> str:
+    return ", ".join(f"{mode} HR@1 {m['HR@1']:.4f}" for mode, m in test.items() if "HR@1" in m)
 
 
 def run_benchmark(plan: RunPlan) -> RunSummary:
     from harness.report.leaderboard import write_leaderboard
 
     entries = METHODS.resolve_list(plan.methods)
+    names = [e.name for e in entries]
     for name in plan.params:
-        if name not in [e.name for e in entries]:
+        if name not in names:
             raise UserError(f"--set names method {name!r}, which is not among --methods {plan.methods}")
     for e in entries:  # check parameter names before any work starts
         unknown = sorted(set(plan.params.get(e.name, {})) - set(e.obj.defaults))
         if unknown:
-            raise UserError(f"method {e.name!r} has no parameter {unknown[0]!r}; known: {', '.join(sorted(e.obj.defaults)) or 'none'}")
+            raise UserError(
+                f"method {e.name!r} has no parameter {unknown[0]!r}; known: {', '.join(sorted(e.obj.defaults)) or 'none'}"
+            )
     if not plan.seeds:
         raise UserError("--seeds needs at least one seed")
     for s in plan.seeds:
-        if s < 0 or s >= 2**32:
+        if s >= 2**32:
             raise UserError(f"--seeds: seed {s} outside 0..2^32-1")
-    device = resolve_device(plan.device)
-    data = load_dataset(plan.dataset, trust_pickle=plan.trust_pickle)
-    split_spec = SplitSpec(plan.split or data.default_split, plan.max_history, plan.min_history)
-    cand_spec = CandidateSpec(plan.negatives, plan.exclude)
-    store = RecordStore(plan.out)
+    session = Session(plan)
+    log.info("data set %s: %s", session.data.name, session.data.statistics())
+    log.info("writing run records under %s", session.store.runs)
     summary = RunSummary()
-    log.info("data set %s: %s", data.name, data.statistics())
-    log.info("writing run records under %s", store.runs)
-
-    jobs = [(seed, e) for seed in plan.seeds for e in entries]
+    jobs = [(seed, name) for seed in plan.seeds for name in names]
     progress = tqdm(jobs, desc="runs", unit="run", disable=None)
-    frozen: dict[int, tuple[Any, FrozenCandidates]] = {}
-    for seed, entry in progress:
-        progress.set_postfix_str(f"{entry.name} seed {seed}")
-        if seed not in frozen:
-            split = make_split(data, split_spec, seed)
-            cands = freeze_candidates(data, split, split_spec, cand_spec, seed, plan.out / "candidates")
-            log.info(
-                "seed %d: %d training samples, %d valid, %d test; candidates %s",
-                seed, len(split.train), len(cands.valid), len(cands.test), cands.path,
-            )
-            frozen = {seed: (split, cands)}  # one seed's split in memory at a time
-        split, cands = frozen[seed]
-        params = {**entry.obj.defaults, **plan.params.get(entry.name, {})}
-        config = {
-            "data": data.fingerprint(), "split": asdict(split_spec), "candidates": cands.key,
-            "method": entry.name, "params": params, "seed": seed,
-        }
-        run_hash = config_hash(config)
-        path = store.path(data.name, entry.name, run_hash)
-        if not plan.force and store.finished(data.name, entry.name, run_hash):
-            log.info("%s seed %d: record exists, skipped (%s)", entry.name, seed, path)
-            summary.skipped.append(path)
-            continue
-        record, samples = _run_one(entry.name, entry.obj, params, seed, device, data, split, split_spec, cand_spec, cands, plan)
-        record.update(hash=run_hash, config=config)
-        path = store.write(record, samples)
-        (summary.written if record["status"] == "ok" else summary.failed).append(path)
-        if record["status"] == "ok":
-            log.info("%s seed %d: test HR@1 %.4f -> %s", entry.name, seed, record["metrics"]["test"]["HR@1"], path)
-        else:
-            log.error("%s seed %d failed: %s (recorded in %s)", entry.name, seed, record["error"], path)
-        summary.leaderboard = write_leaderboard(store)
+    for seed, name in progress:
+        progress.set_postfix_str(f"{name} seed {seed}")
+        status, path = session.run(name, seed, force=plan.force)
+        {"ok": summary.written, "skipped": summary.skipped, "failed": summary.failed}[status].append(path)
+        summary.leaderboard = write_leaderboard(session.store)
     if summary.leaderboard is None:
-        summary.leaderboard = write_leaderboard(store)
+        summary.leaderboard = write_leaderboard(session.store)
     return summary
-
-
-def _run_one(
-    name: str, cls: type[Method], params: dict[str, Any], seed: int, device: str, data: DataSet, split: Any,
-    split_spec: SplitSpec, cand_spec: CandidateSpec, cands: FrozenCandidates, plan: RunPlan,
-) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
-    work_dir = plan.out / "work" / data.name / name / f"seed{seed}"
-    ctx = RunContext(seed=seed, device=device, work_dir=work_dir, n_items=data.n_items, titles=data.titles, dataset=data.name)
-    record: dict[str, Any] = {
-        "format": RECORD_FORMAT, "method": name, "kind": cls.kind, "params": params, "seed": seed,
-        "dataset": {"name": data.name, "source": data.source, "fingerprint": data.fingerprint()},
-        "split": {**asdict(split_spec), "train": len(split.train), "valid": len(cands.valid), "test": len(cands.test),
-                  "dropped_short_history": split.dropped},
-        "candidates": {"file": cands.path.name, "sha256": cands.sha256, "key": cands.key, **asdict(cand_spec)},
-        "command": plan.command, "harness_version": __version__, "git_commit": git_commit(),
-        "versions": package_versions(), "hardware": hardware(device),
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    samples = None
-    try:
-        with PeakMemory() as mem:
-            method = cls(ctx, **params)
-            t0 = time.perf_counter()
-            method.fit(split.train, cands.valid)
-            t1 = time.perf_counter()
-            test_metrics, samples = evaluate_method(method, cands.test)
-            t2 = time.perf_counter()
-        record.update(
-            status="ok", metrics={"test": test_metrics}, fit_seconds=round(t1 - t0, 3), score_seconds=round(t2 - t1, 3),
-            peak_rss_mb=round(mem.peak / 2**20, 1), trainable_parameters=int(method.trainable_parameters()),
-            extra=method.record_extra(),
-        )
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:  # recorded, not swallowed: the run's exit status reports it
-        log.debug("traceback of %s seed %d:\n%s", name, seed, traceback.format_exc())
-        record.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
-    return record, samples

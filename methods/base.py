@@ -6,7 +6,7 @@ A method module must import nothing heavy (torch, recbole, transformers) at modu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal
 
@@ -32,14 +32,25 @@ class RunContext:
     dataset: str
     # Called with (epoch, validation value) by methods that train in epochs; tuning uses it to prune.
     report: Callable[[int, float], None] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    # require("sasrec") -> that method trained on this very split and seed, reused from its run
+    # record and saved state when they exist, trained (and recorded) first otherwise.
+    require: Callable[[str], "Method"] | None = None
 
 
 class Method:
-    """Either a ranker (score: one number per candidate) or a generator (choose: one candidate)."""
+    """A method answers in one or more scoring modes, each a method of this class.
 
-    kind: ClassVar[Literal["ranker", "generator"]] = "ranker"
+    `modes` maps a mode's label to the function that answers it: "score" (one number per
+    candidate: a ranker) or "choose" (one candidate index or -1: a generator). The first mode is
+    the method's primary row in the leaderboard. LLM methods answer both ways:
+    {"generate": "choose", "likelihood": "score"}. A method with `score_all` (scores for every
+    item) also gets full-ranking metrics.
+    """
+
+    modes: ClassVar[dict[str, Literal["score", "choose"]]] = {"rank": "score"}
     defaults: ClassVar[dict[str, Any]] = {}
+    # Methods whose trained state other methods build on (LLaRA needs SASRec) save and load it.
+    reusable: ClassVar[bool] = False
 
     def __init__(self, ctx: RunContext, **params: Any) -> None:
         unknown = sorted(set(params) - set(self.defaults))
@@ -65,6 +76,18 @@ class Method:
 
     def choose(self, samples: EvalSet) -> tuple[np.ndarray, list[str]]:
         """Chosen candidate index per sample (-1: invalid answer) and the raw answers (generators)."""
+        raise NotImplementedError
+
+    def score_all(self, samples: EvalSet) -> np.ndarray | None:
+        """[N, n_items] scores over the whole catalogue, for full-ranking metrics; None if unsupported."""
+        return None
+
+    def save(self, folder: Path) -> None:
+        """Write the trained state (weights_only-loadable) for reuse; only for reusable methods."""
+        raise NotImplementedError
+
+    def load(self, folder: Path) -> None:
+        """Restore what save() wrote, instead of fit()."""
         raise NotImplementedError
 
     def trainable_parameters(self) -> int:

@@ -29,3 +29,6 @@ class Popularity(Method):
 
     def score(self, samples: EvalSet) -> np.ndarray:
         return self.counts[samples.candidates]
+
+    def score_all(self, samples: EvalSet) -> np.ndarray:
+        return np.broadcast_to(self.counts, (len(samples), len(self.counts)))

@@ -8,7 +8,7 @@ def test_pop_beats_random_on_ml100k(tmp_path: Path):
     run_benchmark(RunPlan(dataset="ml-100k", methods="random,pop", seeds=[0, 1], out=tmp_path, device="cpu"))
     hr = {}
     for r in RecordStore(tmp_path).load_all():
-        hr.setdefault(r["method"], []).append(r["metrics"]["test"]["HR@1"])
+        hr.setdefault(r["method"], []).append(r["metrics"]["test"]["rank"]["HR@1"])
     assert sum(hr["pop"]) / 2 > 2 * sum(hr["random"]) / 2
     assert sum(hr["pop"]) / 2 > 0.1
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
-from harness.evaluate import METRICS
+from harness.evaluate import FULL_METRICS, METRICS
 from harness.records import RecordStore, atomic_write_text, config_hash
 
 HEADER = """# ilora-bench leaderboard
@@ -23,7 +23,10 @@ Rebuilt by `python run_bench.py leaderboard` from the run records in `runs/` bes
 (do not edit by hand). Each cell is the mean ± sample standard deviation over seeds; every seed has its own
 user split and its own frozen candidate file (1 target + negatives), which all methods of that
 seed score. HR@1 is the papers' HitRatio@1 (correct / all test samples); ValidRatio is the share
-of answers that named exactly one candidate (1 for rankers).
+of answers that named exactly one candidate (1 for rankers). LLM methods have one row per
+scoring mode: (generate) parses a greedy answer, (likelihood) ranks the candidates by the
+log-probability of their titles. The "full" columns rank the target among all items (the user's
+earlier items masked) for methods that score the whole catalogue.
 """
 
 
@@ -65,12 +68,17 @@ def build_leaderboard(records: list[dict[str, Any]]) -> str:
         for (method, phash), runs in rows_by_method.items():
             runs.sort(key=lambda r: r["seed"])
             name = method if len(params_per_method[method]) == 1 else f"{method} [{phash[:6]}]"
-            row = [name, len(runs)]
-            row += [_cell([r["metrics"]["test"][m] for r in runs]) for m in METRICS]
-            row += [f"{runs[0]['trainable_parameters']:,}", f"{np.mean([r['fit_seconds'] for r in runs]):.1f}"]
-            table.append((-np.mean([r["metrics"]["test"]["HR@1"] for r in runs]), name, row))
+            modes = [m for m in runs[0]["metrics"]["test"] if m != "full"]
+            for mode in modes:
+                label = name if len(modes) == 1 else f"{name} ({mode})"
+                row = [label, len(runs)]
+                row += [_cell([r["metrics"]["test"][mode][m] for r in runs]) for m in METRICS]
+                full = [r["metrics"]["test"].get("full") for r in runs]
+                row += [_cell([f[m] for f in full]) if all(full) else "" for m in FULL_METRICS]
+                row += [f"{runs[0]['trainable_parameters']:,}", f"{np.mean([r['fit_seconds'] for r in runs]):.1f}"]
+                table.append((-np.mean([r["metrics"]["test"][mode]["HR@1"] for r in runs]), label, row))
         table.sort(key=lambda t: (t[0], t[1]))
-        headers = ["method", "seeds", *METRICS, "trainable params", "fit s (mean)"]
+        headers = ["method", "seeds", *METRICS, *(f"{m} full" for m in FULL_METRICS), "trainable params", "fit s (mean)"]
         out.append(tabulate([t[2] for t in table], headers=headers, tablefmt="github", disable_numparse=True) + "\n")
         seeds = sorted({r["seed"] for r in ok})
         out.append(f"\nSeeds: {', '.join(map(str, seeds))}. Commands that produced these records:\n")
