@@ -47,14 +47,21 @@ def _parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints the whole usage block on a bad option; we print one line and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="run_bench.py",
         description="Benchmark LLM-based and ID-based sequential recommenders on one protocol.",
         epilog="Commands: run (default), leaderboard, card. `run_bench.py COMMAND --help` for each.",
     )
     parser.add_argument("--list", action="store_true", help="list registered methods and data sets, then exit")
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", parser_class=OneLineParser)
 
     run = sub.add_parser("run", help="train and score methods, write run records and the leaderboard")
     run.add_argument("--methods", default="all", help="'all' or a comma-separated list, e.g. sasrec,ilora")

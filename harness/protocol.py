@@ -168,7 +168,9 @@ def candidate_key(data: DataSet, split: SplitSpec, cands: CandidateSpec, seed: i
     return key, inputs
 
 
-def draw_candidates(samples: list[Sample], n_items: int, spec: CandidateSpec, rng: np.random.Generator) -> np.ndarray:
+def draw_candidates(
+    samples: list[Sample], n_items: int, spec: CandidateSpec, rng: np.random.Generator, where: str = ""
+) -> np.ndarray:
     all_items = np.arange(n_items)
     rows = np.empty((len(samples), spec.n_negatives + 1), dtype=np.int64)
     for i, s in enumerate(samples):
@@ -176,7 +178,7 @@ def draw_candidates(samples: list[Sample], n_items: int, spec: CandidateSpec, rn
         allowed = np.setdiff1d(all_items, np.array(list(known) + [s.target], dtype=np.int64), assume_unique=False)
         if len(allowed) < spec.n_negatives:
             raise UserError(
-                f"sample with target item {s.target}: only {len(allowed)} items are left to draw "
+                f"{where}sample with target item {s.target}: only {len(allowed)} items are left to draw "
                 f"{spec.n_negatives} negatives from (the data set has {n_items} items); lower --negatives"
             )
         negatives = rng.choice(allowed, size=spec.n_negatives, replace=False)
@@ -203,11 +205,14 @@ def freeze_candidates(
         for part, samples in (("valid", split.valid), ("test", split.test)):
             if not samples:
                 raise UserError(
-                    f"data set {data.name!r}: the {part} part has no sample with at least "
+                    f"data set {data.name!r} ({data.source}): the {part} part has no sample with at least "
                     f"{split_spec.min_history} history items under --split {split_spec.scheme}"
                 )
         rng = _rng(seed, "candidates")
-        parts = {p: (s, draw_candidates(s, data.n_items, spec, rng)) for p, s in (("valid", split.valid), ("test", split.test))}
+        where = f"data set {data.name!r} ({data.source}): "
+        parts = {
+            p: (s, draw_candidates(s, data.n_items, spec, rng, where)) for p, s in (("valid", split.valid), ("test", split.test))
+        }
         atomic_write_text(path, _render(inputs, parts))
     return read_candidates(path, key)
 

@@ -137,11 +137,20 @@ def disambiguate_titles(titles: list[str], notes: list[str]) -> list[str]:
     return out
 
 
+MAX_TITLE_CHARS = 1000
+
+
 def clean_title(title: object, where: str) -> str:
-    """Whitespace collapsed (tabs and newlines would break prompts); empty is an error."""
+    """Whitespace collapsed (tabs and newlines would break prompts); empty or huge is an error.
+
+    No real catalogue has a title of over a thousand characters; one that long is almost always a
+    broken file (an unclosed quote swallowing lines), and it would blow up every LLM prompt.
+    """
     if title is None or (isinstance(title, float) and np.isnan(title)):
         raise UserError(f"{where}: missing title")
     text = " ".join(str(title).split())
     if not text:
         raise UserError(f"{where}: empty title")
+    if len(text) > MAX_TITLE_CHARS:
+        raise UserError(f"{where}: title of {len(text):,} characters (limit {MAX_TITLE_CHARS:,}): {text[:40]!r}...")
     return text

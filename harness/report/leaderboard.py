@@ -6,6 +6,7 @@ time-dependent (dates, durations of the rebuild) is written.
 
 from __future__ import annotations
 
+import fcntl
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -98,7 +99,11 @@ def build_leaderboard(records: list[dict[str, Any]]) -> str:
 
 
 def write_leaderboard(store: RecordStore) -> Path:
+    """Rebuild under a lock: two runs sharing a results folder must not publish a stale view last."""
     path = store.root / "leaderboard.md"
-    atomic_write_text(path, build_leaderboard(store.load_all()))
+    store.root.mkdir(parents=True, exist_ok=True)
+    with open(store.root / ".leaderboard.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if the process dies
+        atomic_write_text(path, build_leaderboard(store.load_all()))
     return path
 

@@ -1,0 +1,105 @@
+"""Killed runs resume, concurrent runs do not corrupt each other, failures are recorded, seeds repeat."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness.protocol import read_candidates
+from harness.records import RecordStore
+from tests.conftest import ROOT
+
+RUN = [sys.executable, str(ROOT / "run_bench.py"), "--methods", "random,pop", "--dataset", "ml-100k"]
+
+
+def assert_consistent(out):
+    """Whatever moment a run died at, every file it left is whole."""
+    for path in out.glob("runs/*/*/*.json"):
+        record = json.loads(path.read_text())
+        if record["status"] == "ok":
+            lines = path.with_suffix(".samples.jsonl").read_text().splitlines()
+            assert len(lines) == record["split"]["test"]
+            [json.loads(line) for line in lines]
+    for path in out.glob("candidates/*.tsv"):
+        read_candidates(path)
+    board = out / "leaderboard.md"
+    if board.exists():
+        assert board.read_text().startswith("# ilora-bench leaderboard")
+
+
+def test_sigkill_at_several_points_then_resume(tmp_path):
+    out = tmp_path / "results"
+    cmd = RUN + ["--seeds", "0", "1", "2", "3", "--out", str(out)]
+    for delay in (0.5, 0.9, 1.3, 1.7, 2.1):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert_consistent(out)
+    before = len(list(out.glob("runs/*/*/*.json")))
+    final = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert final.returncode == 0, final.stderr
+    assert f"{8 - before} run(s) written, {before} skipped" in final.stdout
+    records = RecordStore(out).load_all()
+    assert sorted((r["method"], r["seed"]) for r in records) == sorted((m, s) for m in ("random", "pop") for s in range(4))
+    assert_consistent(out)
+    assert "| pop" in (out / "leaderboard.md").read_text()
+
+
+def test_two_concurrent_runs_share_a_results_folder(tmp_path):
+    out = tmp_path / "results"
+    procs = [
+        subprocess.Popen(RUN + ["--seeds", *seeds, "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+        for seeds in (["0", "1", "2"], ["2", "1", "0"])
+    ]
+    for p in procs:
+        p.wait()
+        assert p.returncode == 0, p.stderr.read()
+    assert len(list(out.glob("runs/*/*/*.json"))) == 6
+    assert_consistent(out)
+    board = (out / "leaderboard.md").read_text()
+    assert board.count("| 3       |") == 2  # both methods with all three seeds
+
+
+def test_failed_method_is_recorded_and_others_complete(tmp_path, llara_dir):
+    # LLaRA's MovieLens files have no training part: pop cannot count, random still runs.
+    out = tmp_path / "results"
+    cmd = [sys.executable, str(ROOT / "run_bench.py"), "--methods", "random,pop", "--out", str(out),
+           "--dataset", str(llara_dir / "original" / "movielens")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "1 run(s) written, 0 skipped (already recorded), 1 failed" in proc.stdout
+    status = {r["method"]: r for r in RecordStore(out).load_all()}
+    assert status["random"]["status"] == "ok"
+    assert status["pop"]["status"] == "failed" and "no training samples" in status["pop"]["error"]
+    assert "Failed runs" in (out / "leaderboard.md").read_text()
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert "0 run(s) written, 1 skipped (already recorded), 1 failed" in again.stdout  # failures are retried
+
+
+@pytest.mark.parametrize("methods", ["pop,random"])
+def test_same_seed_same_bytes_and_metrics_across_processes(tmp_path, methods):
+    runs = []
+    for i in range(2):
+        out = tmp_path / f"r{i}"
+        subprocess.run(RUN[:2] + ["--methods", methods, "--seeds", "5", "--out", str(out)], check=True, capture_output=True)
+        runs.append(out)
+    files = [sorted(o.glob("candidates/*.tsv")) for o in runs]
+    assert [f.read_bytes() for f in files[0]] == [f.read_bytes() for f in files[1]]
+    metrics = [{r["method"]: r["metrics"] for r in RecordStore(o).load_all()} for o in runs]
+    assert metrics[0] == metrics[1]
+    other = tmp_path / "r-other"
+    subprocess.run(RUN[:2] + ["--methods", methods, "--seeds", "6", "--out", str(other)], check=True, capture_output=True)
+    assert next(other.glob("candidates/*.tsv")).read_bytes() != files[0][0].read_bytes()
+
+
+def test_record_has_what_is_needed_to_repeat_it(tmp_path):
+    out = tmp_path / "results"
+    subprocess.run(RUN + ["--seeds", "0", "--out", str(out)], check=True, capture_output=True)
+    record = RecordStore(out).load_all()[0]
+    for key in ("command", "config", "params", "seed", "versions", "hardware", "candidates", "git_commit"):
+        assert key in record
+    assert "--seeds 0" in record["command"] and record["config"]["split"]["scheme"] == "llara"
