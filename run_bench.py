@@ -3,6 +3,7 @@
 
     python run_bench.py --methods all                 # run (the default command)
     python run_bench.py --list                        # registered methods and data sets
+    python run_bench.py tune --methods sasrec --trials 30   # Optuna studies, equal budget per method
     python run_bench.py leaderboard                   # rebuild results/leaderboard.md from records
     python run_bench.py card --dataset ml-100k        # write the data card datasets/ml-100k.md
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 from harness.errors import UserError
 
-COMMANDS = ("run", "leaderboard", "card")
+COMMANDS = ("run", "tune", "leaderboard", "card")
 
 
 def _non_negative_int(text: str) -> int:
@@ -63,21 +64,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list registered methods and data sets, then exit")
     sub = parser.add_subparsers(dest="command", parser_class=OneLineParser)
 
-    run = sub.add_parser("run", help="train and score methods, write run records and the leaderboard")
-    run.add_argument("--methods", default="all", help="'all' or a comma-separated list, e.g. sasrec,ilora")
-    run.add_argument("--dataset", default="ml-100k", help="a registered name, or a path to a RecBole atomic or LLaRA folder")
+    common = OneLineParser(add_help=False)
+    common.add_argument("--methods", default="all", help="'all' or a comma-separated list, e.g. sasrec,ilora")
+    common.add_argument("--dataset", default="ml-100k", help="a registered name, or a path to a RecBole atomic or LLaRA folder")
+    common.add_argument("--out", type=Path, default=Path("results"), help="results folder (runs/, candidates/, leaderboard.md)")
+    common.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    common.add_argument("--split", default=None, help="llara (default), loo, or given (published splits' default)")
+    common.add_argument("--max-history", type=_non_negative_int, default=10, help="items of history in a sample")
+    common.add_argument("--min-history", type=_non_negative_int, default=3, help="held-out samples need this many")
+    common.add_argument("--negatives", type=_non_negative_int, default=19, help="negatives per candidate set")
+    common.add_argument("--exclude", default="seen", help="negatives exclude: seen (all the user's items) or window (upstream)")
+    common.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.PARAM=VALUE", help="override a parameter")
+    common.add_argument("--trust-pickle", action="store_true", help="allow unpickling files that are not known upstream files")
+    common.add_argument("--storage", default=None, help="Optuna storage: sqlite:///file.db (default results/optuna.db), journal:PATH, or an RDB URL")
+    common.add_argument("-v", "--verbose", action="store_true")
+
+    run = sub.add_parser("run", parents=[common], help="train and score methods, write run records and the leaderboard")
     run.add_argument("--seeds", nargs="+", type=_non_negative_int, default=[0], help="seeds (each: own split and candidates)")
-    run.add_argument("--out", type=Path, default=Path("results"), help="results folder (runs/, candidates/, leaderboard.md)")
-    run.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    run.add_argument("--split", default=None, help="llara (default), loo, or given (published splits' default)")
-    run.add_argument("--max-history", type=_non_negative_int, default=10, help="items of history in a sample")
-    run.add_argument("--min-history", type=_non_negative_int, default=3, help="held-out samples need this many")
-    run.add_argument("--negatives", type=_non_negative_int, default=19, help="negatives per candidate set")
-    run.add_argument("--exclude", default="seen", help="negatives exclude: seen (all the user's items) or window (upstream)")
-    run.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.PARAM=VALUE", help="override a parameter")
     run.add_argument("--force", action="store_true", help="rerun runs whose record exists")
-    run.add_argument("--trust-pickle", action="store_true", help="allow unpickling files that are not known upstream files")
-    run.add_argument("-v", "--verbose", action="store_true")
+    run.add_argument("--tuned", action="store_true", help="use each method's best parameters from its Optuna study")
+
+    tune = sub.add_parser("tune", parents=[common], help="Optuna studies, the same trial budget for every method")
+    tune.add_argument("--trials", type=_non_negative_int, default=20, help="total trials per method's study (resumes up to it)")
+    tune.add_argument("--timeout", type=float, default=None, help="minutes per method (stops earlier than --trials)")
+    tune.add_argument("--objective", default="HR@1", help="validation metric to maximise: HR@1 or NDCG@5")
+    tune.add_argument("--pruner", default="median", help="median, hyperband or none")
+    tune.add_argument("--seed", type=_non_negative_int, default=0, help="the seed whose split validates the trials")
 
     board = sub.add_parser("leaderboard", help="rebuild the leaderboard from run records")
     board.add_argument("--out", type=Path, default=Path("results"))
@@ -127,10 +139,25 @@ def main(argv: list[str] | None = None) -> int:
         from harness.runner import RunPlan, run_benchmark
 
         plan = RunPlan(
-            dataset=args.dataset, methods=args.methods, seeds=args.seeds, out=args.out, device=args.device,
-            split=args.split, max_history=args.max_history, min_history=args.min_history, negatives=args.negatives,
-            exclude=args.exclude, force=args.force, trust_pickle=args.trust_pickle, params=_parse_sets(args.sets),
+            dataset=args.dataset, methods=args.methods, out=args.out, device=args.device, split=args.split,
+            max_history=args.max_history, min_history=args.min_history, negatives=args.negatives, exclude=args.exclude,
+            trust_pickle=args.trust_pickle, params=_parse_sets(args.sets), storage=args.storage,
         )
+        if args.command == "tune":
+            from harness.tuning import TunePlan, tune
+
+            plan.seeds = [args.seed]
+            summaries = tune(TunePlan(
+                run=plan, trials=args.trials, timeout_minutes=args.timeout, storage=args.storage,
+                objective=args.objective, pruner=args.pruner, tuning_seed=args.seed,
+            ))
+            for s in summaries:
+                best = "none completed" if s["best_value"] is None else f"best valid {args.objective} {s['best_value']:.4f}"
+                print(f"{s['method']}: {best}; {s['complete']} complete, {s['pruned']} pruned, {s['failed']} failed "
+                      f"(study {s['study']})")
+            print(f"summary in {args.out / 'tuning.md'}")
+            return 0
+        plan.seeds, plan.force, plan.tuned = args.seeds, args.force, args.tuned
         summary = run_benchmark(plan)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -49,6 +49,8 @@ class RunPlan:
     force: bool = False
     trust_pickle: bool = False
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> parameter overrides
+    tuned: bool = False  # use each method's best parameters from its Optuna study
+    storage: str | None = None  # Optuna storage for --tuned (default sqlite:///<out>/optuna.db)
     command: str = field(default_factory=lambda: shlex.join(["python", *sys.argv]))
 
 
@@ -167,6 +169,7 @@ class Session:
         self.store = RecordStore(plan.out)
         self._prepared: dict[int, tuple[Split, FrozenCandidates]] = {}
         self._loaded: dict[str, Method] = {}
+        self.tuned: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}  # method -> (best params, study info)
 
     def prepare(self, seed: int) -> tuple[Split, FrozenCandidates]:
         if seed not in self._prepared:
@@ -180,7 +183,21 @@ class Session:
         return self._prepared[seed]
 
     def params_for(self, name: str) -> dict[str, Any]:
+        if name in self.tuned:
+            return dict(self.tuned[name][0])
         return {**METHODS.get(name).obj.defaults, **self.plan.params.get(name, {})}
+
+    def use_tuned(self, names: list[str]) -> None:
+        """Take each method's best parameters from its study; methods without one keep their defaults."""
+        from harness.tuning import TunePlan, best_params
+
+        tune_plan = TunePlan(run=self.plan, storage=self.plan.storage)
+        for name in names:
+            best = best_params(tune_plan, self, name)
+            if best is None:
+                log.warning("%s: no completed Optuna study; running its default parameters", name)
+            else:
+                self.tuned[name] = best
 
     def config(self, name: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
         _, cands = self.prepare(seed)
@@ -236,6 +253,17 @@ class Session:
         self._loaded[run_hash] = method
         return method
 
+    def validate(
+        self, name: str, params: dict[str, Any], seed: int, report: Any = None, trial: int = 0
+    ) -> dict[str, dict[str, float]]:
+        """Fit, then score the frozen VALIDATION candidates (tuning never sees test). Writes no record."""
+        split, cands = self.prepare(seed)
+        work_dir = self.plan.out / "tuning" / "work" / self.data.name / name / f"trial{trial}"
+        method = METHODS.get(name).obj(self.context(name, seed, work_dir, report=report), **params)
+        method.fit(split.train, cands.valid)
+        results, _ = evaluate_method(method, cands.valid)
+        return results
+
     def artifact_dir(self, name: str, run_hash: str) -> Path:
         return self.plan.out / "artifacts" / self.data.name / name / run_hash
 
@@ -249,6 +277,7 @@ class Session:
         split, cands = self.prepare(seed)
         record: dict[str, Any] = {
             "format": RECORD_FORMAT, "method": name, "modes": list(cls.modes), "params": params, "seed": seed,
+            "tuning": self.tuned[name][1] if name in self.tuned else None,
             "dataset": {"name": self.data.name, "source": self.data.source, "fingerprint": self.data.fingerprint()},
             "split": {**asdict(self.split_spec), "train": len(split.train), "valid": len(cands.valid),
                       "test": len(cands.test), "dropped_short_history": split.dropped},
@@ -310,6 +339,8 @@ def run_benchmark(plan: RunPlan) -> RunSummary:
         if s >= 2**32:
             raise UserError(f"--seeds: seed {s} outside 0..2^32-1")
     session = Session(plan)
+    if plan.tuned:
+        session.use_tuned(names)
     log.info("data set %s: %s", session.data.name, session.data.statistics())
     log.info("writing run records under %s", session.store.runs)
     summary = RunSummary()

@@ -69,6 +69,9 @@ def build_leaderboard(records: list[dict[str, Any]]) -> str:
         for (method, phash), runs in rows_by_method.items():
             runs.sort(key=lambda r: r["seed"])
             name = method if len(params_per_method[method]) == 1 else f"{method} [{phash[:6]}]"
+            tuning = runs[0].get("tuning")
+            if tuning:
+                name += f" · tuned ({tuning['complete'] + tuning['pruned'] + tuning['failed']} trials)"
             modes = [m for m in runs[0]["metrics"]["test"] if m != "full"]
             for mode in modes:
                 label = name if len(modes) == 1 else f"{name} ({mode})"
