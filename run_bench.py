@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = sub.add_parser("leaderboard", help="rebuild the leaderboard from run records")
     board.add_argument("--out", type=Path, default=Path("results"))
+    board.add_argument("--format", default="md", help="md (always written), csv or latex (written beside it)")
 
     card = sub.add_parser("card", help="write a data card with statistics computed by the loader")
     card.add_argument("--dataset", default="ml-100k")
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             from harness.records import RecordStore
             from harness.report.leaderboard import write_leaderboard
 
-            print(f"wrote {write_leaderboard(RecordStore(args.out))}")
+            print(f"wrote {write_leaderboard(RecordStore(args.out), args.format)}")
             return 0
         if args.command == "card":
             from harness.data import load_dataset

@@ -60,4 +60,4 @@ def test_run_records_resume_and_leaderboard(tmp_path):
     rebuilt = run_cli("leaderboard", "--out", str(tmp_path))
     assert rebuilt.returncode == 0 and (tmp_path / "leaderboard.md").read_text() == board
     # nothing third-party leaked into the working folder
-    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["candidates", "leaderboard.md", "runs"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["candidates", "leaderboard.md", "plots", "runs"]

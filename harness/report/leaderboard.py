@@ -1,45 +1,97 @@
-"""results/leaderboard.md, rebuilt from the run records alone.
+"""results/leaderboard.md (and .csv / .tex), rebuilt from the run records alone.
 
-Rebuilding from the same records gives the same bytes: rows are sorted, and nothing
-time-dependent (dates, durations of the rebuild) is written.
+Rebuilding from the same records gives the same bytes: rows are sorted, bootstrap draws are
+seeded, and nothing time-dependent is written. Significance uses the per-sample outcomes kept
+beside each record, paired on the frozen candidate files (see report/stats.py).
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import math
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from tabulate import tabulate
 
 from harness.evaluate import FULL_METRICS, METRICS
 from harness.records import RecordStore, atomic_write_text, config_hash
+from harness.report import stats
+
+FORMATS = ("md", "csv", "latex")
+# The comparisons the mission is about, when both sides have rows: (challenger, baseline).
+NAMED_PAIRS = (("ilora", "tallrec"), ("ilora", "llara"), ("llara", "sasrec"), ("ilora", "sasrec"))
 
 HEADER = """# ilora-bench leaderboard
 
 Rebuilt by `python run_bench.py leaderboard` from the run records in `runs/` beside this file
-(do not edit by hand). Each cell is the mean ± sample standard deviation over seeds; every seed has its own
-user split and its own frozen candidate file (1 target + negatives), which all methods of that
-seed score. HR@1 is the papers' HitRatio@1 (correct / all test samples); ValidRatio is the share
-of answers that named exactly one candidate (1 for rankers). LLM methods have one row per
-scoring mode: (generate) parses a greedy answer, (likelihood) ranks the candidates by the
-log-probability of their titles. The "full" columns rank the target among all items (the user's
-earlier items masked) for methods that score the whole catalogue.
+(do not edit by hand). Each metric cell is the mean ± sample standard deviation over seeds; every
+seed has its own user split and its own frozen candidate file (1 target + negatives), which all
+methods of that seed score. HR@1 is the papers' HitRatio@1 (correct / all test samples);
+ValidRatio is the share of answers that named exactly one candidate (1 for rankers). LLM methods
+have one row per scoring mode: (generate) parses a greedy answer, (likelihood) ranks the
+candidates by the log-probability of their titles. The "full" columns rank the target among all
+items (the user's earlier items masked) for methods that score the whole catalogue.
+
+"HR@1 95% CI" is a percentile bootstrap over all test samples of all seeds. "vs best" is the
+paired Wilcoxon signed-rank test of per-sample HR@1 against the top row, on the same candidates,
+Holm-corrected over every comparison of the section; `*` marks p < 0.05 (significantly worse
+than the best), `=` a difference within noise.
 """
 
 
-def _group_key(record: dict[str, Any]) -> tuple[str, str]:
-    setting = {k: record["split"][k] for k in ("scheme", "max_history", "min_history")}
-    setting.update({k: record["candidates"][k] for k in ("n_negatives", "exclude")})
-    label = (
-        f"{record['dataset']['name']} · split {setting['scheme']} (history ≤ {setting['max_history']}, "
-        f"held-out history ≥ {setting['min_history']}) · 1 + {setting['n_negatives']} candidates, "
-        f"negatives exclude {setting['exclude']} items · data {record['dataset']['fingerprint'][:12]}"
+@dataclass
+class Row:
+    label: str
+    method: str
+    mode: str
+    runs: list[dict[str, Any]]
+    outcomes: dict[tuple[str, int], int] = field(default_factory=dict)  # (candidate sha, sample) -> rank
+
+    def hr1(self) -> float:
+        return float(np.mean([r["metrics"]["test"][self.mode]["HR@1"] for r in self.runs]))
+
+    def hits(self, keys: list[tuple[str, int]]) -> np.ndarray:
+        return np.array([1.0 if self.outcomes[k] == 1 else 0.0 for k in keys])
+
+
+@dataclass
+class Comparison:
+    a: Row
+    b: Row
+    keys: list[tuple[str, int]]
+    p: float
+    p_holm: float = 1.0
+
+    @property
+    def delta(self) -> float:
+        return float(self.a.hits(self.keys).mean() - self.b.hits(self.keys).mean())
+
+
+@dataclass
+class Section:
+    label: str
+    dataset: str
+    rows: list[Row]
+    failed: list[tuple[str, int, str]]
+    commands: list[str]
+    seeds: list[int]
+    tagged: list[tuple[str, dict[str, Any]]]
+    vs_best: dict[str, Comparison] = field(default_factory=dict)
+    named: list[Comparison] = field(default_factory=list)
+
+
+def _setting_label(record: dict[str, Any]) -> str:
+    split, cands = record["split"], record["candidates"]
+    return (
+        f"{record['dataset']['name']} · split {split['scheme']} (history ≤ {split['max_history']}, "
+        f"held-out history ≥ {split['min_history']}) · 1 + {cands['n_negatives']} candidates, "
+        f"negatives exclude {cands['exclude']} items · data {record['dataset']['fingerprint'][:12]}"
     )
-    return label, json.dumps(setting, sort_keys=True)
 
 
 def _cell(values: list[float]) -> str:
@@ -48,65 +100,238 @@ def _cell(values: list[float]) -> str:
     return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
 
 
-def build_leaderboard(records: list[dict[str, Any]]) -> str:
-    sections: dict[str, list[dict[str, Any]]] = defaultdict(list)
+def collect(records: list[dict[str, Any]], load_samples: Callable[[dict[str, Any]], list[dict[str, Any]]]) -> list[Section]:
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
-        sections[_group_key(r)[0]].append(r)
-    out = [HEADER]
-    if not records:
-        out.append("\nNo run records yet: run `python run_bench.py --methods all`.\n")
-    for label in sorted(sections):
-        out.append(f"\n## {label}\n")
-        group = sections[label]
+        grouped[_setting_label(r)].append(r)
+    sections = []
+    for label in sorted(grouped):
+        group = grouped[label]
         ok = [r for r in group if r["status"] == "ok"]
-        rows_by_method: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        by_params: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for r in ok:
-            rows_by_method[(r["method"], config_hash(r["params"]))].append(r)
-        params_per_method = defaultdict(set)
-        for method, phash in rows_by_method:
-            params_per_method[method].add(phash)
-        table = []
-        for (method, phash), runs in rows_by_method.items():
+            by_params[(r["method"], config_hash(r["params"]))].append(r)
+        variants = defaultdict(set)
+        for method, phash in by_params:
+            variants[method].add(phash)
+        rows, tagged = [], []
+        for (method, phash), runs in sorted(by_params.items()):
             runs.sort(key=lambda r: r["seed"])
-            name = method if len(params_per_method[method]) == 1 else f"{method} [{phash[:6]}]"
+            name = method if len(variants[method]) == 1 else f"{method} [{phash[:6]}]"
+            if len(variants[method]) > 1:
+                tagged.append((name, runs[0]["params"]))
             tuning = runs[0].get("tuning")
             if tuning:
                 name += f" · tuned ({tuning['complete'] + tuning['pruned'] + tuning['failed']} trials)"
             modes = [m for m in runs[0]["metrics"]["test"] if m != "full"]
+            samples = {id(r): load_samples(r) for r in runs}
             for mode in modes:
-                label = name if len(modes) == 1 else f"{name} ({mode})"
-                row = [label, len(runs)]
-                row += [_cell([r["metrics"]["test"][mode][m] for r in runs]) for m in METRICS]
-                full = [r["metrics"]["test"].get("full") for r in runs]
-                row += [_cell([f[m] for f in full]) if all(full) else "" for m in FULL_METRICS]
-                row += [f"{runs[0]['trainable_parameters']:,}", f"{np.mean([r['fit_seconds'] for r in runs]):.1f}"]
-                table.append((-np.mean([r["metrics"]["test"][mode]["HR@1"] for r in runs]), label, row))
-        table.sort(key=lambda t: (t[0], t[1]))
-        headers = ["method", "seeds", *METRICS, *(f"{m} full" for m in FULL_METRICS), "trainable params", "fit s (mean)"]
-        out.append(tabulate([t[2] for t in table], headers=headers, tablefmt="github", disable_numparse=True) + "\n")
-        seeds = sorted({r["seed"] for r in ok})
-        out.append(f"\nSeeds: {', '.join(map(str, seeds))}. Commands that produced these records:\n")
-        for cmd in sorted({r["command"] for r in ok}):
-            out.append(f"\n    {cmd}\n")
-        failed = sorted((r["method"], r["seed"], r["error"]) for r in group if r["status"] != "ok")
-        if failed:
+                row = Row(name if len(modes) == 1 else f"{name} ({mode})", method, mode, runs)
+                for r in runs:
+                    for s in samples[id(r)]:
+                        row.outcomes[(r["candidates"]["sha256"], s["i"])] = s["rank"][mode]
+                rows.append(row)
+        rows.sort(key=lambda row: (-row.hr1(), row.label))
+        section = Section(
+            label, group[0]["dataset"]["name"], rows,
+            failed=sorted((r["method"], r["seed"], r["error"]) for r in group if r["status"] != "ok"),
+            commands=sorted({r["command"] for r in ok}), seeds=sorted({r["seed"] for r in ok}), tagged=tagged,
+        )
+        _compare(section)
+        sections.append(section)
+    return sections
+
+
+def _compare(section: Section) -> None:
+    """Every row against the best, plus the named pairs; one Holm correction over all of them."""
+    comparisons: list[Comparison] = []
+    rows = section.rows
+    if not rows:
+        return
+
+    def compare(a: Row, b: Row) -> Comparison | None:
+        keys = sorted(set(a.outcomes) & set(b.outcomes))
+        if not keys:
+            return None
+        c = Comparison(a, b, keys, stats.paired_test(a.hits(keys), b.hits(keys)))
+        comparisons.append(c)
+        return c
+
+    best = rows[0]
+    for row in rows[1:]:
+        c = compare(best, row)
+        if c is not None:
+            section.vs_best[row.label] = c
+    for challenger, baseline in NAMED_PAIRS:
+        for a in (r for r in rows if r.method == challenger):
+            for b in (r for r in rows if r.method == baseline):
+                if a.mode == b.mode or "rank" in (a.mode, b.mode):
+                    c = compare(a, b)
+                    if c is not None:
+                        section.named.append(c)
+    for c, adjusted in zip(comparisons, stats.holm([c.p for c in comparisons])):
+        c.p_holm = adjusted
+
+
+MAIN_HEADERS = ["method", "seeds", "samples", *METRICS[:1], "HR@1 95% CI", *METRICS[1:],
+                *(f"{m} full" for m in FULL_METRICS), "trainable params", "fit s (mean)", "vs best (p Holm)"]
+
+
+def _main_rows(section: Section) -> list[list[str]]:
+    table = []
+    for row in section.rows:
+        runs = row.runs
+        cells = [row.label, str(len(runs)), str(len(row.outcomes))]
+        for m in METRICS:
+            cells.append(_cell([r["metrics"]["test"][row.mode][m] for r in runs]))
+            if m == "HR@1":
+                low, high = stats.mean_ci(np.array([1.0 if v == 1 else 0.0 for v in row.outcomes.values()]))
+                cells.append(f"[{low:.3f}, {high:.3f}]")
+        full = [r["metrics"]["test"].get("full") for r in runs]
+        cells += [_cell([f[m] for f in full]) if all(full) else "" for m in FULL_METRICS]
+        cells += [f"{runs[0]['trainable_parameters']:,}", f"{np.mean([r['fit_seconds'] for r in runs]):.1f}"]
+        c = section.vs_best.get(row.label)
+        cells.append("best" if row is section.rows[0] else "" if c is None else
+                     f"{c.p_holm:.3g} {'*' if c.p_holm < stats.ALPHA else '='}")
+        table.append(cells)
+    return table
+
+
+def _comparison_rows(comparisons: list[Comparison]) -> list[list[str]]:
+    out = []
+    for c in comparisons:
+        low, high = stats.diff_ci(c.a.hits(c.keys), c.b.hits(c.keys))
+        out.append([
+            f"{c.a.label} vs {c.b.label}", str(len(c.keys)), f"{c.delta:+.4f}", f"[{low:+.3f}, {high:+.3f}]",
+            f"{c.p:.3g}", f"{c.p_holm:.3g}", "yes" if c.p_holm < stats.ALPHA else "no",
+        ])
+    return out
+
+
+def _relative_rows(sections: list[Section]) -> list[list[str]]:
+    """iLoRA over plain LoRA (tallrec), as the iLoRA paper states its claim (+11.4% on average)."""
+    out, rels = [], []
+    for s in sections:
+        for a in (r for r in s.rows if r.method == "ilora"):
+            for b in (r for r in s.rows if r.method == "tallrec" and r.mode == a.mode):
+                keys = sorted(set(a.outcomes) & set(b.outcomes))
+                if not keys:
+                    continue
+                point, low, high = stats.relative_improvement(a.hits(keys), b.hits(keys))
+                ratio = a.runs[0]["trainable_parameters"] / max(1, b.runs[0]["trainable_parameters"])
+                rels.append(point)
+                out.append([s.dataset, a.mode, f"{b.hits(keys).mean():.4f}",
+                            f"{a.hits(keys).mean():.4f}", _pct(point), f"[{_pct(low)}, {_pct(high)}]", f"{ratio:.4f}"])
+    finite = [r for r in rels if math.isfinite(r)]
+    if len(out) > 1 and finite:
+        out.append(["average", "", "", "", _pct(float(np.mean(finite))), "", ""])
+    return out
+
+
+def _pct(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{100 * x:+.1f}%"
+
+
+def render_markdown(sections: list[Section], figures: dict[str, str] | None = None) -> str:
+    figures = figures or {}
+    out = [HEADER]
+    if not sections:
+        out.append("\nNo run records yet: run `python run_bench.py --methods all`.\n")
+    for s in sections:
+        out.append(f"\n## {s.label}\n\n")
+        out.append(tabulate(_main_rows(s), headers=MAIN_HEADERS, tablefmt="github", disable_numparse=True) + "\n")
+        if s.named:
+            out.append("\nThe comparisons the benchmark exists for (paired on the same candidates; Δ = first − second):\n\n")
+            out.append(tabulate(
+                _comparison_rows(s.named),
+                headers=["comparison", "samples", "Δ HR@1", "95% CI of Δ", "p (Wilcoxon)", "p (Holm)", "significant"],
+                tablefmt="github", disable_numparse=True,
+            ) + "\n")
+        if s.label in figures:
+            out.append(f"\n![test HR@1 with 95% intervals]({figures[s.label]})\n")
+        out.append(f"\nSeeds: {', '.join(map(str, s.seeds))}. Commands that produced these records:\n")
+        out.extend(f"\n    {cmd}\n" for cmd in s.commands)
+        if s.failed:
             out.append("\nFailed runs (rerun the command to retry them):\n\n")
-            out.extend(f"- {m} seed {s}: {err}\n" for m, s, err in failed)
-        multi = {m for m, p in params_per_method.items() if len(p) > 1}
-        if multi:
+            out.extend(f"- {m} seed {seed}: {err}\n" for m, seed, err in s.failed)
+        if s.tagged:
             out.append("\nRows tagged [xxxxxx] are different parameter sets of the same method (hash of the parameters):\n\n")
-            for (method, phash), runs in sorted(rows_by_method.items()):
-                if method in multi:
-                    out.append(f"- {method} [{phash[:6]}]: `{json.dumps(runs[0]['params'], sort_keys=True)}`\n")
+            out.extend(f"- {name}: `{json.dumps(params, sort_keys=True)}`\n" for name, params in s.tagged)
+    relative = _relative_rows(sections)
+    if relative:
+        out.append("\n## iLoRA over plain LoRA (the paper's claim: +11.4% HR@1 on average)\n\n")
+        out.append(tabulate(
+            relative, headers=["data set", "mode", "tallrec HR@1", "ilora HR@1", "relative", "95% CI", "params ratio"],
+            tablefmt="github", disable_numparse=True,
+        ) + "\n")
+    if "tuning" in figures:
+        out.append(f"\n## Tuning\n\nBest validation value per trial, per study (details in `tuning.md`):\n\n![tuning curves]({figures['tuning']})\n")
     return "".join(out)
 
 
-def write_leaderboard(store: RecordStore) -> Path:
+def render_table(sections: list[Section], fmt: str) -> str:
+    """One flat table (data set, method, metrics) for spreadsheets (csv) or papers (latex)."""
+    headers = ["setting", *MAIN_HEADERS]
+    rows = [[s.label, *cells] for s in sections for cells in _main_rows(s)]
+    if fmt == "csv":
+        import csv
+        import io
+
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(headers)
+        writer.writerows(rows)
+        return buf.getvalue()
+    return tabulate(rows, headers=headers, tablefmt="latex_booktabs", disable_numparse=True) + "\n"
+
+
+def write_figures(sections: list[Section], root: Path) -> dict[str, str]:
+    """PNGs under <root>/plots, returned as section label (or "tuning") -> path relative to root."""
+    from harness.report import plots
+
+    figures = {}
+    for s in sections:
+        path = plots.plot_hr1(s, root / "plots")
+        if path is not None:
+            figures[s.label] = path.relative_to(root).as_posix()
+    tuning = plots.plot_tuning(_tuning_curves(root), root / "plots" / "tuning.png")
+    if tuning is not None:
+        figures["tuning"] = tuning.relative_to(root).as_posix()
+    return figures
+
+
+def _tuning_curves(root: Path) -> list[tuple[str, list[float]]]:
+    """Completed trials' values per study in the default storage (results/optuna.db), if any."""
+    db = root / "optuna.db"
+    if not db.exists():
+        return []
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{db}"
+    curves = []
+    for summary in sorted(optuna.get_all_study_summaries(storage=storage), key=lambda s: s.study_name):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        curves.append((summary.study_name, [t.value for t in study.trials if t.state == TrialState.COMPLETE]))
+    return curves
+
+
+def write_leaderboard(store: RecordStore, fmt: str = "md") -> Path:
     """Rebuild under a lock: two runs sharing a results folder must not publish a stale view last."""
-    path = store.root / "leaderboard.md"
+    if fmt not in FORMATS:
+        from harness.errors import UserError
+        from harness.registry import unknown_name_message
+
+        raise UserError(unknown_name_message("leaderboard format", fmt, list(FORMATS)))
     store.root.mkdir(parents=True, exist_ok=True)
     with open(store.root / ".leaderboard.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if the process dies
-        atomic_write_text(path, build_leaderboard(store.load_all()))
+        sections = collect(store.load_all(), store.samples)
+        figures = write_figures(sections, store.root)
+        path = store.root / "leaderboard.md"
+        atomic_write_text(path, render_markdown(sections, figures))
+        if fmt != "md":
+            path = store.root / f"leaderboard.{'tex' if fmt == 'latex' else 'csv'}"
+            atomic_write_text(path, render_table(sections, fmt))
     return path
-

@@ -1,0 +1,25 @@
+from pathlib import Path
+
+import tests.toy_methods  # noqa: F401  (registers toy-markov)
+from harness.records import RecordStore
+from harness.report.leaderboard import collect, write_leaderboard
+from harness.runner import RunPlan, run_benchmark
+
+
+def test_leaderboard_marks_a_real_difference_and_writes_plots(tmp_path: Path):
+    run_benchmark(RunPlan(dataset="synthetic", methods="toy-markov,random", seeds=[0, 1], out=tmp_path, device="cpu"))
+    store = RecordStore(tmp_path)
+    [section] = collect(store.load_all(), store.samples)
+    assert [r.method for r in section.rows] == ["toy-markov", "random"]
+    assert section.vs_best["random"].p_holm < 0.05
+    board = (tmp_path / "leaderboard.md").read_text()
+    assert "| random" in board and " *" in board
+    plots = list((tmp_path / "plots").glob("hr1-*.png"))
+    assert len(plots) == 1 and plots[0].stat().st_size > 1000
+    assert plots[0].name in board
+    before = board
+    write_leaderboard(store)
+    assert (tmp_path / "leaderboard.md").read_text() == before
+    csv = write_leaderboard(store, "csv").read_text()
+    assert csv.splitlines()[0].startswith("setting,method,seeds") and len(csv.splitlines()) == 3
+    assert "toprule" in write_leaderboard(store, "latex").read_text()
