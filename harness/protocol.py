@@ -239,7 +239,7 @@ def read_candidates(path: Path, key: str = "") -> FrozenCandidates:
         widths = {len(r[3]) for r in rows}
         if len(widths) > 1:
             raise UserError(f"{path}: {part} rows have different candidate counts {sorted(widths)}")
-        cand = np.array([r[3] for r in rows], dtype=np.int64).reshape(len(rows), -1)
+        cand = np.array([r[3] for r in rows], dtype=np.int64).reshape(len(rows), -1 if rows else 0)
         targets = np.array([r[2] for r in rows], dtype=np.int64)
         if len(rows) and not np.all((cand == targets[:, None]).sum(axis=1) == 1):
             raise UserError(f"{path}: a {part} row does not hold its target exactly once")
@@ -247,3 +247,19 @@ def read_candidates(path: Path, key: str = "") -> FrozenCandidates:
         sets[part] = EvalSet(part, users, [r[1] for r in rows], targets, cand, [r[4] for r in rows])
     return FrozenCandidates(path, hashlib.sha256(raw).hexdigest(), key or path.stem.rsplit("-", 1)[-1], sets["valid"], sets["test"])
 
+
+
+def reordered_test(frozen: FrozenCandidates, order: int, seed: int) -> EvalSet:
+    """The test candidates shuffled into another order, frozen to a file of their own.
+
+    A generator reads the candidates in the prompt, so its answer can depend on where the target
+    stands; scoring the same sets in a few fixed other orders measures that position bias.
+    """
+    path = frozen.path.with_name(f"{frozen.path.stem}.order{order}.tsv")
+    if not path.exists():
+        rng = _rng(seed, f"order{order}")
+        test = frozen.test
+        rows = np.stack([rng.permutation(row) for row in test.candidates]) if len(test) else test.candidates
+        samples = [Sample(int(u), h, int(t), s) for u, h, t, s in zip(test.users, test.histories, test.targets, test.seen)]
+        atomic_write_text(path, _render({"reorder_of": frozen.sha256, "order": order}, {"test": (samples, rows)}))
+    return read_candidates(path).test

@@ -27,7 +27,9 @@ from harness import __version__
 from harness.data import load_dataset
 from harness.errors import UserError
 from harness.evaluate import full_metrics, full_ranks, metrics, ranks_from_choices, ranks_from_scores
-from harness.protocol import CandidateSpec, EvalSet, FrozenCandidates, Split, SplitSpec, freeze_candidates, make_split
+from harness.protocol import (
+    CandidateSpec, EvalSet, FrozenCandidates, Split, SplitSpec, freeze_candidates, make_split, reordered_test,
+)
 from harness.records import RECORD_FORMAT, RecordStore, config_hash, hardware, package_versions
 from methods.base import METHODS, Method, RunContext
 
@@ -49,6 +51,7 @@ class RunPlan:
     force: bool = False
     trust_pickle: bool = False
     params: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> parameter overrides
+    orders: int = 3  # extra reshuffled candidate orders for order-sensitive methods (position bias)
     tuned: bool = False  # use each method's best parameters from its Optuna study
     storage: str | None = None  # Optuna storage for --tuned (default sqlite:///<out>/optuna.db)
     command: str = field(default_factory=lambda: shlex.join(["python", *sys.argv]))
@@ -264,6 +267,22 @@ class Session:
         results, _ = evaluate_method(method, cands.valid)
         return results
 
+    def _position_bias(
+        self, method: Method, cands: FrozenCandidates, seed: int, samples: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Score the same test sets in `orders` other frozen orders; outcomes go beside the originals."""
+        position = {"orders": [], "files": []}
+        for row, idx in zip(samples, cands.test.target_index):
+            row["orders"] = [{"pos": int(idx), "rank": dict(row["rank"])}]
+        for order in range(1, self.plan.orders + 1):
+            shuffled = reordered_test(cands, order, seed)
+            order_metrics, order_rows = evaluate_method(method, shuffled)
+            position["orders"].append(order_metrics)
+            position["files"].append(f"{cands.path.stem}.order{order}.tsv")
+            for row, other, idx in zip(samples, order_rows, shuffled.target_index):
+                row["orders"].append({"pos": int(idx), "rank": other["rank"]})
+        return position
+
     def artifact_dir(self, name: str, run_hash: str) -> Path:
         return self.plan.out / "artifacts" / self.data.name / name / run_hash
 
@@ -295,6 +314,8 @@ class Session:
                 t1 = time.perf_counter()
                 test_metrics, samples = evaluate_method(method, cands.test)
                 t2 = time.perf_counter()
+                if cls.order_sensitive and self.plan.orders:
+                    record["position"] = self._position_bias(method, cands, seed, samples)
             record.update(
                 status="ok", metrics={"test": test_metrics}, fit_seconds=round(t1 - t0, 3),
                 score_seconds=round(t2 - t1, 3), peak_rss_mb=round(mem.peak / 2**20, 1),

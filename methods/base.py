@@ -48,6 +48,9 @@ class Method:
     """
 
     modes: ClassVar[dict[str, Literal["score", "choose"]]] = {"rank": "score"}
+    # True when answers depend on the order the candidates are shown in (LLM prompts); such
+    # methods are scored again on reshuffled candidate orders to measure position bias.
+    order_sensitive: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {}
     # Methods whose trained state other methods build on (LLaRA needs SASRec) save and load it.
     reusable: ClassVar[bool] = False

@@ -23,3 +23,17 @@ def test_leaderboard_marks_a_real_difference_and_writes_plots(tmp_path: Path):
     csv = write_leaderboard(store, "csv").read_text()
     assert csv.splitlines()[0].startswith("setting,method,seeds") and len(csv.splitlines()) == 3
     assert "toprule" in write_leaderboard(store, "latex").read_text()
+
+
+def test_position_bias_table(tmp_path: Path):
+    run_benchmark(RunPlan(dataset="synthetic", methods="toy-first", seeds=[0], out=tmp_path, device="cpu", orders=3))
+    [record] = RecordStore(tmp_path).load_all()
+    assert len(record["position"]["orders"]) == 3
+    assert len(list((tmp_path / "candidates").glob("*.order*.tsv"))) == 3
+    board = (tmp_path / "leaderboard.md").read_text()
+    assert "Position bias" in board
+    line = next(l for l in board.splitlines() if l.startswith("| toy-first") and "(n=" in l)
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert cells[1] == "4"
+    first_bucket, later = cells[4], cells[5:]
+    assert float(first_bucket.split()[0]) > 0 and all(c.startswith("0.0000") for c in later)

@@ -45,3 +45,13 @@ if "toy-markov" not in METHODS.names():
             last = np.array([h[-1] for h in samples.histories])
             scores = self.trans[last[:, None], samples.candidates] + self.pop[samples.candidates] / self.params["smoothing"]
             return -scores if self.params["invert"] else scores
+
+if "toy-first" not in METHODS.names():
+
+    @METHODS.register("toy-first", "test only: a 'generator' that always answers the first candidate shown")
+    class ToyFirst(Method):
+        modes = {"generate": "choose"}
+        order_sensitive = True
+
+        def choose(self, samples):
+            return np.zeros(len(samples), dtype=int), [f"item {c}" for c in samples.candidates[:, 0]]

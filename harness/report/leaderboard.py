@@ -51,6 +51,7 @@ class Row:
     mode: str
     runs: list[dict[str, Any]]
     outcomes: dict[tuple[str, int], int] = field(default_factory=dict)  # (candidate sha, sample) -> rank
+    samples: list[list[dict[str, Any]]] = field(default_factory=list)  # per run, the per-sample outcomes
 
     def hr1(self) -> float:
         return float(np.mean([r["metrics"]["test"][self.mode]["HR@1"] for r in self.runs]))
@@ -126,7 +127,8 @@ def collect(records: list[dict[str, Any]], load_samples: Callable[[dict[str, Any
             modes = [m for m in runs[0]["metrics"]["test"] if m != "full"]
             samples = {id(r): load_samples(r) for r in runs}
             for mode in modes:
-                row = Row(name if len(modes) == 1 else f"{name} ({mode})", method, mode, runs)
+                row = Row(name if len(modes) == 1 else f"{name} ({mode})", method, mode, runs,
+                          samples=[samples[id(r)] for r in runs])
                 for r in runs:
                     for s in samples[id(r)]:
                         row.outcomes[(r["candidates"]["sha256"], s["i"])] = s["rank"][mode]
@@ -232,6 +234,37 @@ def _pct(x: float) -> str:
     return "n/a" if not math.isfinite(x) else f"{100 * x:+.1f}%"
 
 
+POSITION_BUCKET = 5
+
+
+def _position_rows(section: Section) -> tuple[list[str], list[list[str]]]:
+    """HR@1 across reshuffled candidate orders and by where the target stood in the prompt."""
+    rows = [r for r in section.rows if all("position" in run for run in r.runs)]
+    if not rows:
+        return [], []
+    width = max(run["candidates"]["n_negatives"] + 1 for r in rows for run in r.runs)
+    buckets = [(lo, min(lo + POSITION_BUCKET, width)) for lo in range(0, width, POSITION_BUCKET)]
+    headers = ["method", "orders", "HR@1 given order", "HR@1 over orders (mean ± std)",
+               *(f"HR@1 target at {lo + 1}-{hi}" for lo, hi in buckets)]
+    table = []
+    for row in rows:
+        per_order = [[r["metrics"]["test"][row.mode]["HR@1"] for r in row.runs]]
+        n_orders = min(len(r["position"]["orders"]) for r in row.runs)
+        per_order += [[r["position"]["orders"][o][row.mode]["HR@1"] for r in row.runs] for o in range(n_orders)]
+        order_means = [float(np.mean(v)) for v in per_order]
+        hits_by_bucket: list[list[float]] = [[] for _ in buckets]
+        for per_run in row.samples:
+            for s in per_run:
+                for o in s.get("orders", [])[: n_orders + 1]:
+                    hits_by_bucket[o["pos"] // POSITION_BUCKET].append(1.0 if o["rank"][row.mode] == 1 else 0.0)
+        table.append([
+            row.label, str(n_orders + 1), f"{order_means[0]:.4f}",
+            f"{np.mean(order_means):.4f} ± {np.std(order_means, ddof=1) if len(order_means) > 1 else 0.0:.4f}",
+            *(f"{np.mean(h):.4f} (n={len(h)})" if h else "" for h in hits_by_bucket),
+        ])
+    return headers, table
+
+
 def render_markdown(sections: list[Section], figures: dict[str, str] | None = None) -> str:
     figures = figures or {}
     out = [HEADER]
@@ -247,6 +280,11 @@ def render_markdown(sections: list[Section], figures: dict[str, str] | None = No
                 headers=["comparison", "samples", "Δ HR@1", "95% CI of Δ", "p (Wilcoxon)", "p (Holm)", "significant"],
                 tablefmt="github", disable_numparse=True,
             ) + "\n")
+        headers, position = _position_rows(s)
+        if position:
+            out.append("\nPosition bias: the same test sets scored again with the candidates in other frozen orders; "
+                       "HR@1 by the target's position in the prompt pools all orders and seeds:\n\n")
+            out.append(tabulate(position, headers=headers, tablefmt="github", disable_numparse=True) + "\n")
         if s.label in figures:
             out.append(f"\n![test HR@1 with 95% intervals]({figures[s.label]})\n")
         out.append(f"\nSeeds: {', '.join(map(str, s.seeds))}. Commands that produced these records:\n")
