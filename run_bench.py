@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             from harness.data import load_dataset
             from harness.report.cards import write_card
 
-            print(f"wrote {write_card(load_dataset(args.dataset, trust_pickle=args.trust_pickle), args.to)}")
+            print(f"wrote {write_card(load_dataset(args.dataset, trust_pickle=args.trust_pickle), args.to, args.dataset)}")
             return 0
         from harness.runner import RunPlan, run_benchmark
 

@@ -119,20 +119,33 @@ def dense_ids(raw: pd.Series) -> tuple[np.ndarray, list[str]]:
     return raw.astype(str).map(index).to_numpy(np.int64), list(order)
 
 
-def disambiguate_titles(titles: list[str], notes: list[str]) -> list[str]:
+def disambiguate_titles(titles: list[str], notes: list[str], years: list[str] | None = None) -> list[str]:
     """Give repeated titles a suffix so a generated title names one item.
 
     Upstream kept duplicates (23 in MovieLens-100K), which makes a correct answer ambiguous.
-    The first occurrence (lowest id) keeps its title; later ones get " (2)", " (3)", ...
+    Remakes get their year when the catalogue has one ("Hamlet (1948)"); what is still repeated
+    after that keeps its title on the first occurrence (lowest id) and gets " (2)", " (3)", ...
     """
+    counts: dict[str, int] = {}
+    for t in titles:
+        counts[t.casefold()] = counts.get(t.casefold(), 0) + 1
+    named = list(titles)
+    if years is not None:  # a year helps only where it differs within the group of namesakes
+        group_years: dict[str, set[str]] = {}
+        for t, y in zip(titles, years):
+            group_years.setdefault(t.casefold(), set()).add(y)
+        named = [
+            f"{t} ({y})" if counts[t.casefold()] > 1 and y and len(group_years[t.casefold()]) > 1 else t
+            for t, y in zip(titles, years)
+        ]
     seen: dict[str, int] = {}
     out = []
-    for t in titles:
-        key = t.casefold()
-        seen[key] = seen.get(key, 0) + 1
-        if seen[key] > 1:
-            notes.append(f"duplicate title {t!r} renamed to {t + f' ({seen[key]})'!r}")
-            t = f"{t} ({seen[key]})"
+    for original, t in zip(titles, named):
+        seen[t.casefold()] = seen.get(t.casefold(), 0) + 1
+        if seen[t.casefold()] > 1:
+            t = f"{t} ({seen[t.casefold()]})"
+        if t != original:
+            notes.append(f"duplicate title {original!r} renamed to {t!r}")
         out.append(t)
     return out
 

@@ -132,10 +132,16 @@ def load(folder: Path, name: str | None = None, move_articles: bool = True) -> D
     )
     if "rating" in inter.columns:
         frame["rating"] = _integer_column(inter, "rating", inter_path)
+    years = None
+    year_col = next((c for c in ("release_year", "year") if c in items.columns), None)
+    if year_col is not None:
+        years = [""] * len(raw_items)
+        for iid, year in zip(item_index, items[year_col]):
+            years[iid] = str(year).strip()
     return DataSet(
         name=name,
         source=str(folder),
-        titles=disambiguate_titles(titles, notes),
+        titles=disambiguate_titles(titles, notes, years),
         raw_item_ids=raw_items,
         interactions=frame,
         notes=notes,

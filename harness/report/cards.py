@@ -21,11 +21,11 @@ LICENCES = {
 }
 
 
-def render_card(data: DataSet) -> str:
+def render_card(data: DataSet, spec: str) -> str:
     stats = data.statistics()
     lines = [
         f"# Data card: {data.name}\n",
-        f"Written by `python run_bench.py card --dataset {data.name}`; statistics computed by the loader.\n",
+        f"Written by `python run_bench.py card --dataset {spec}`; statistics computed by the loader.\n",
         f"- Source: `{_portable(data.source)}`",
         f"- Licence / terms: {LICENCES.get(data.name, 'see the source')}",
         f"- Default split: `{data.default_split}`",
@@ -48,7 +48,7 @@ def _portable(source: str) -> str:
     return source.split(marker, 1)[1] if marker in source else source
 
 
-def write_card(data: DataSet, folder: Path) -> Path:
+def write_card(data: DataSet, folder: Path, spec: str) -> Path:
     path = folder / f"{data.name}.md"
-    atomic_write_text(path, render_card(data))
+    atomic_write_text(path, render_card(data, spec))
     return path
