@@ -120,3 +120,15 @@ def test_bad_specs():
         SplitSpec("lara")
     with pytest.raises(UserError):
         CandidateSpec(n_negatives=0)
+
+
+def test_timestamp_ties_keep_file_order():
+    import pandas as pd
+
+    from harness.data import DataSet
+
+    # user 0 has three items at the same time, listed 2, 0, 1 in the file: that order must survive.
+    inter = pd.DataFrame({"user": [0, 0, 0, 0, 0], "item": [3, 2, 0, 1, 4], "timestamp": [1, 5, 5, 5, 9]})
+    data = DataSet("ties", "test", [f"t{i}" for i in range(30)], [str(i) for i in range(30)], interactions=inter)
+    split = make_split(data, SplitSpec("loo", min_history=1), seed=0)
+    assert split.test[0].history == (3, 2, 0, 1) and split.test[0].target == 4
