@@ -1,0 +1,127 @@
+"""Both ways of scoring an LLM recommender: greedy generation, and candidate likelihood.
+
+Likelihood: the score of a candidate is log P(" " + title + "\\n" | prompt), the newline
+included, so that a title which is a prefix of another ("Heat" / "Heat and Dust") must also
+*end* where it ends. The prompt is run once; its key/value cache is repeated for the C
+candidates and all C continuations run as one batch against it (`likelihood`).
+`likelihood_uncached` runs each prompt + answer in full; it exists to check the cached path
+and to measure its speed-up.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from methods.llm.batches import answer_ids
+from methods.llm.prompts import answer_text
+from methods.llm.recommender import LLMRecommender
+
+
+@torch.no_grad()
+def likelihood(
+    rec: LLMRecommender, histories: Sequence[tuple[int, ...]], candidates: np.ndarray, batch_size: int,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """[N, C] log-probabilities of each candidate title as the answer; and the [N, K] gates (or None)."""
+    rec.train(False)
+    pad = rec.tokenizer.pad_token_id
+    n, c = candidates.shape
+    answers = {int(i): answer_ids(rec.tokenizer, answer_text(rec.titles[int(i)])) for i in np.unique(candidates)}
+    scores = np.zeros((n, c), dtype=np.float64)
+    gates = []
+    for start in range(0, n, batch_size):
+        rows = range(start, min(n, start + batch_size))
+        hist = [tuple(histories[i]) for i in rows]
+        batch = rec.collate([rec.encode(histories[i], candidates[i], rec.design.hybrid) for i in rows])
+        out, gate = rec.forward(batch, hist, use_cache=True, logits_to_keep=1)
+        if gate is not None:
+            gates.append(gate.float().cpu().numpy())
+        b = len(rows)
+        cache = out.cache
+        cache.batch_repeat_interleave(c)
+        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).repeat_interleave(c, dim=0)  # [b*c, V]
+        conts = [answers[int(candidates[i, j])] for i in rows for j in range(c)]
+        width = max(len(t) for t in conts)
+        ids = torch.full((b * c, width), pad, dtype=torch.long)
+        mask = torch.zeros((b * c, width), dtype=torch.long)
+        for k, t in enumerate(conts):
+            ids[k, : len(t)] = torch.tensor(t)
+            mask[k, : len(t)] = 1
+        ids, mask = ids.to(rec.device), mask.to(rec.device)
+        prompt_mask = batch.attention_mask.repeat_interleave(c, dim=0)
+        positions = prompt_mask.sum(1, keepdim=True) + torch.arange(width, device=rec.device)
+        rec.set_gate(None if gate is None else gate.repeat_interleave(c, dim=0))
+        logits = rec.model(
+            input_ids=ids, attention_mask=torch.cat([prompt_mask, mask], dim=1), position_ids=positions,
+            cache=cache, use_cache=False,
+        ).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1)  # position t predicts token t + 1
+        token_logp = torch.cat(
+            [first.gather(1, ids[:, :1]), logp.gather(2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)], dim=1
+        )
+        total = (token_logp * mask).sum(1).view(b, c)
+        scores[start : start + b] = total.double().cpu().numpy()
+    return scores, (np.concatenate(gates) if gates else None)
+
+
+@torch.no_grad()
+def likelihood_uncached(
+    rec: LLMRecommender, histories: Sequence[tuple[int, ...]], candidates: np.ndarray, batch_size: int,
+) -> np.ndarray:
+    """The same scores from C separate full prompt + answer passes per sample (reference path)."""
+    rec.train(False)
+    n, c = candidates.shape
+    jobs = [(i, j) for i in range(n) for j in range(c)]
+    scores = np.zeros((n, c), dtype=np.float64)
+    for start in range(0, len(jobs), batch_size):
+        part = jobs[start : start + batch_size]
+        rows = [rec.encode(histories[i], candidates[i], rec.design.hybrid, answer=int(candidates[i, j])) for i, j in part]
+        batch = rec.collate(rows)
+        out, _ = rec.forward(batch, [tuple(histories[i]) for i, _ in part])
+        logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
+        labels = batch.labels[:, 1:]
+        keep = labels >= 0
+        token_logp = logp.gather(2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * keep
+        for (i, j), s in zip(part, token_logp.sum(1).double().cpu().numpy()):
+            scores[i, j] = s
+    return scores
+
+
+@torch.no_grad()
+def generate(
+    rec: LLMRecommender, histories: Sequence[tuple[int, ...]], candidates: np.ndarray, batch_size: int,
+    max_new_tokens: int,
+) -> list[str]:
+    """Greedy answers, decoded; a row stops at its first newline or end-of-sequence token, and
+    the batch stops when every row has (or after max_new_tokens)."""
+    rec.train(False)
+    tok = rec.tokenizer
+    eos = {tok.eos_token_id} if tok.eos_token_id is not None else set()
+    answers: list[str] = []
+    for start in range(0, len(histories), batch_size):
+        rows = range(start, min(len(histories), start + batch_size))
+        batch = rec.collate([rec.encode(histories[i], candidates[i], rec.design.hybrid) for i in rows])
+        out, _ = rec.forward(batch, [tuple(histories[i]) for i in rows], use_cache=True, logits_to_keep=1)
+        cache, mask = out.cache, batch.attention_mask
+        position = batch.attention_mask.sum(1, keepdim=True)
+        generated: list[list[int]] = [[] for _ in rows]
+        done = [False] * len(rows)
+        next_ids = out.logits[:, -1].argmax(-1)
+        for step in range(max_new_tokens):
+            for k, t in enumerate(next_ids.tolist()):
+                if not done[k]:
+                    generated[k].append(t)
+                    done[k] = t in eos or "\n" in tok.decode(generated[k][-1:])
+            if all(done) or step == max_new_tokens - 1:
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            logits = rec.model(
+                input_ids=next_ids.unsqueeze(1), attention_mask=mask, position_ids=position,
+                cache=cache, use_cache=True,
+            ).logits
+            position = position + 1
+            next_ids = logits[:, -1].argmax(-1)
+        answers.extend(tok.decode([t for t in g if t not in eos]) for g in generated)
+    return answers
