@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from methods.llm.batches import answer_ids
 from methods.llm.prompts import answer_text
@@ -31,7 +32,7 @@ def likelihood(
     answers = {int(i): answer_ids(rec.tokenizer, answer_text(rec.titles[int(i)])) for i in np.unique(candidates)}
     scores = np.zeros((n, c), dtype=np.float64)
     gates = []
-    for start in range(0, n, batch_size):
+    for start in tqdm(range(0, n, batch_size), desc="likelihood", unit="batch", disable=None, leave=False):
         rows = range(start, min(n, start + batch_size))
         hist = [tuple(histories[i]) for i in rows]
         batch = rec.collate([rec.encode(histories[i], candidates[i], rec.design.hybrid) for i in rows])
@@ -100,7 +101,7 @@ def generate(
     tok = rec.tokenizer
     eos = {tok.eos_token_id} if tok.eos_token_id is not None else set()
     answers: list[str] = []
-    for start in range(0, len(histories), batch_size):
+    for start in tqdm(range(0, len(histories), batch_size), desc="generate", unit="batch", disable=None, leave=False):
         rows = range(start, min(len(histories), start + batch_size))
         batch = rec.collate([rec.encode(histories[i], candidates[i], rec.design.hybrid) for i in rows])
         out, _ = rec.forward(batch, [tuple(histories[i]) for i in rows], use_cache=True, logits_to_keep=1)
