@@ -29,25 +29,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness.runner import RunPlan, Session  # noqa: E402
 from methods.llm.adapters import LoraSpec  # noqa: E402
+from methods.llm.prompts import domain_for  # noqa: E402
 from methods.llm.recommender import Design, LLMRecommender  # noqa: E402
 from methods.llm.scoring import likelihood, likelihood_uncached  # noqa: E402
-
-
-class RandomSequenceModel:
-    """Stands in for SASRec (same shapes, d = 64): the cost inside the LLM is what is measured."""
-
-    def __init__(self, n_items: int, d: int = 64) -> None:
-        g = torch.Generator().manual_seed(0)
-        self.table = torch.randn(n_items, d, generator=g)
-
-    def encode(self, histories: list[tuple[int, ...]]) -> torch.Tensor:
-        return torch.stack([self.table[list(h)].mean(0) for h in histories])
-
-    def item_embeddings(self) -> torch.Tensor:
-        return self.table
+from stand_ins import RandomSequenceModel  # noqa: E402
 
 
 def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
@@ -90,16 +79,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4, help="training micro-batch")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per model")
     parser.add_argument("--samples", type=int, default=4, help="prompts for the likelihood comparison")
+    parser.add_argument("--dataset", default="ml-100k", help="whose validation prompts to use")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    session = Session(RunPlan(dataset="ml-100k", out=Path("/tmp/ilora-bench-speed"), device="cpu"))
+    session = Session(RunPlan(dataset=args.dataset, out=Path("/tmp/ilora-bench-speed"), device="cpu"))
     _, cands = session.prepare(0)
     valid = cands.valid
     seq = RandomSequenceModel(session.data.n_items)
     titles = session.data.titles
 
     def build(design: Design) -> LLMRecommender:
-        return LLMRecommender(args.llm, "cpu", titles, "movie", design, seq, seed=0)
+        return LLMRecommender(args.llm, "cpu", titles, domain_for(session.data.name), design, seq, seed=0)
 
     lora = build(Design(lora=LoraSpec()))
     ilora_text = build(Design(lora=LoraSpec(experts=4), gate_input="sequence"))
@@ -153,7 +146,7 @@ def main() -> None:
     print("|" + "|".join("-" * (w + 2) for w in width) + "|")
     for r in rows_out:
         print(line(r))
-    print(f"\nbackbone {args.llm}; torch {torch.__version__}; {torch.get_num_threads()} CPU threads")
+    print(f"\nbackbone {args.llm}; data {session.data.name}; torch {torch.__version__}; {torch.get_num_threads()} CPU threads")
 
 
 if __name__ == "__main__":

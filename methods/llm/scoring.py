@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from methods.llm.batches import answer_ids
+from methods.llm.compat import CACHE
 from methods.llm.prompts import answer_text
 from methods.llm.recommender import LLMRecommender
 
@@ -40,7 +41,7 @@ def likelihood(
         if gate is not None:
             gates.append(gate.float().cpu().numpy())
         b = len(rows)
-        cache = out.cache
+        cache = getattr(out, CACHE)
         cache.batch_repeat_interleave(c)
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).repeat_interleave(c, dim=0)  # [b*c, V]
         conts = [answers[int(candidates[i, j])] for i in rows for j in range(c)]
@@ -56,7 +57,7 @@ def likelihood(
         rec.set_gate(None if gate is None else gate.repeat_interleave(c, dim=0))
         logits = rec.model(
             input_ids=ids, attention_mask=torch.cat([prompt_mask, mask], dim=1), position_ids=positions,
-            cache=cache, use_cache=False,
+            use_cache=False, **{CACHE: cache},
         ).logits.float()
         logp = torch.log_softmax(logits[:, :-1], dim=-1)  # position t predicts token t + 1
         token_logp = torch.cat(
@@ -105,7 +106,7 @@ def generate(
         rows = range(start, min(len(histories), start + batch_size))
         batch = rec.collate([rec.encode(histories[i], candidates[i], rec.design.hybrid) for i in rows])
         out, _ = rec.forward(batch, [tuple(histories[i]) for i in rows], use_cache=True, logits_to_keep=1)
-        cache, mask = out.cache, batch.attention_mask
+        cache, mask = getattr(out, CACHE), batch.attention_mask
         position = batch.attention_mask.sum(1, keepdim=True)
         generated: list[list[int]] = [[] for _ in rows]
         done = [False] * len(rows)
@@ -120,7 +121,7 @@ def generate(
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             logits = rec.model(
                 input_ids=next_ids.unsqueeze(1), attention_mask=mask, position_ids=position,
-                cache=cache, use_cache=True,
+                use_cache=True, **{CACHE: cache},
             ).logits
             position = position + 1
             next_ids = logits[:, -1].argmax(-1)
