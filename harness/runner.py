@@ -311,6 +311,10 @@ def run_benchmark(plan: RunPlan) -> RunSummary:
             raise UserError(f"--seeds: seed {s} outside 0..2^32-1")
     session = Session(plan)
     log.info("data set %s: %s", session.data.name, session.data.statistics())
+    for e in entries:
+        line = e.obj.plan(session.params_for(e.name))
+        if line:
+            log.info("plan: %s %s", e.name, line)
     log.info("writing run records under %s", session.store.runs)
     summary = RunSummary()
     jobs = [(seed, name) for seed in plan.seeds for name in names]
