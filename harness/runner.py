@@ -180,7 +180,8 @@ class Session:
         return self._prepared[seed]
 
     def params_for(self, name: str) -> dict[str, Any]:
-        return {**METHODS.get(name).obj.defaults, **self.plan.params.get(name, {})}
+        cls = METHODS.get(name).obj
+        return cls.resolve({**cls.defaults, **self.plan.params.get(name, {})})
 
     def config(self, name: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
         _, cands = self.prepare(seed)
