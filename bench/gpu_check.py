@@ -137,7 +137,7 @@ def main() -> int:
             f"{np.mean(s_gpu.argmax(1) == s_cpu.argmax(1)):.2f}; greedy answers agree on "
             f"{np.mean([a == b for a, b in zip(a_gpu, a_cpu)]):.2f}; finite: {finite}")
         if g_gpu is not None:
-            say(f"[{name}] max |gate diff| {np.abs(g_gpu - g_cpu).max():.5f}; mean gate {np.round(g_cpu.mean(0), 3).tolist()}")
+            say(f"[{name}] max |gate diff| {np.abs(g_gpu - g_cpu).max():.5f}; mean gate {[round(float(x), 3) for x in g_cpu.mean(0)]}")
         del cpu
     say(f"\ntotal {time.perf_counter() - t_start:.0f} s; {'FAIL: non-finite values' if bad else 'OK'}")
     return 1 if bad else 0

@@ -9,7 +9,8 @@ training loop and one pair of scorers; they differ only in their `Design`:
     llara         + LLaRA's hybrid item slots (projected SASRec item embeddings), curriculum
     ilora         + LoRA replaced by K gated LoRA experts (gate from the SASRec sequence representation)
 
-Profiles: parameters left at None take the value of the chosen `profile`. "cpu" (default) is a
+Profiles: parameters left at None take the value of the chosen `profile` (`resolve`, so run
+records show the values used and their hash changes with the preset). "cpu" (default) is a
 smoke-scale budget that keeps `--methods all` on ml-100k under 30 minutes on 2 cores; "paper"
 carries upstream's GPU settings (5 epochs over every training window, effective batch 128,
 warm-up 1/20 then cosine to lr/100, validation each epoch for model selection).
@@ -33,7 +34,7 @@ log = logging.getLogger("ilora_bench")
 
 PROFILES: dict[str, dict[str, Any]] = {
     "cpu": {
-        "train_samples": 256, "epochs": 1, "batch_size": 4, "grad_accum": 2, "lr": 5e-4,
+        "train_samples": 160, "epochs": 1, "batch_size": 4, "grad_accum": 2, "lr": 5e-4,
         "validate": False, "max_new_tokens": 32, "score_batch": 4,
     },
     "paper": {
@@ -41,6 +42,20 @@ PROFILES: dict[str, dict[str, Any]] = {
         "validate": True, "max_new_tokens": 64, "score_batch": 16,
     },
 }
+
+# Measured on 2 idle CPU cores, SmolLM2-135M, ml-100k prompts (~200 tokens): a LoRA micro-batch of 4
+# (forward + backward) takes ~5 s; scoring 95 test samples both ways ~2-3 min. For the plan line only.
+TRAIN_SECONDS_PER_SAMPLE_CPU = 1.3
+SCORE_MINUTES_CPU = 3
+
+
+def resolve_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters with None replaced by the chosen profile's value."""
+    profile = params["profile"]
+    if profile not in PROFILES:
+        raise UserError(f"unknown LLM profile {profile!r}; known: {', '.join(PROFILES)}")
+    return {k: (PROFILES[profile][k] if v is None and k in PROFILES[profile] else v) for k, v in params.items()}
+
 
 SCORING_DEFAULTS: dict[str, Any] = {"llm": "smollm2", "profile": "cpu", "max_new_tokens": None, "score_batch": None}
 TRAINING_DEFAULTS: dict[str, Any] = {
@@ -61,12 +76,27 @@ class LLMMethod(Method):
 
     def __init__(self, ctx: Any, **params: Any) -> None:
         super().__init__(ctx, **params)
-        profile = self.params["profile"]
-        if profile not in PROFILES:
-            raise UserError(f"{type(self).__name__}: unknown profile {profile!r}; known: {', '.join(PROFILES)}")
-        self.settings = {k: (PROFILES[profile][k] if v is None and k in PROFILES[profile] else v) for k, v in self.params.items()}
+        self.settings = resolve_settings(self.params)  # the runner passes resolved ones; tests may not
         self._rec: Any = None
-        self._extra: dict[str, Any] = {"settings": dict(self.settings)}
+        self._extra: dict[str, Any] = {}
+
+    @classmethod
+    def resolve(cls, params: dict[str, Any]) -> dict[str, Any]:
+        return resolve_settings(params)
+
+    @classmethod
+    def plan(cls, params: dict[str, Any]) -> str | None:
+        s = resolve_settings(params)
+        scoring = (f"scores the test set by greedy generation (<= {s['max_new_tokens']} new tokens) and by "
+                   f"likelihood of all candidates")
+        if not cls.trains:
+            return f"on {s['llm']}: {scoring}; ~{SCORE_MINUTES_CPU} min on 2 CPU cores with SmolLM2"
+        budget = "every training window" if not s["train_samples"] else f"{s['train_samples']} sampled training windows"
+        minutes = (s["train_samples"] or 0) * s["epochs"] * TRAIN_SECONDS_PER_SAMPLE_CPU / 60
+        estimate = f"~{minutes:.0f} min training + ~{SCORE_MINUTES_CPU} min scoring on 2 CPU cores with SmolLM2" if minutes else \
+            "a GPU-sized budget"
+        return (f"on {s['llm']} (profile {s['profile']}): trains {budget} x {s['epochs']} epoch(s), batch "
+                f"{s['batch_size']} x {s['grad_accum']} accumulated, then {scoring}; {estimate}")
 
     # ------------------------------------------------------------------ what the method is
 
