@@ -71,7 +71,8 @@ def train(
         groups.append({"params": router, "lr": cfg.lr * cfg.router_lr_scale})
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
-    rng = np.random.default_rng([cfg.seed, 0x4C4C4D])
+    torch.manual_seed(cfg.seed)  # LoRA dropout masks
+    rng = np.random.default_rng([cfg.seed, 0x4C4C4D])  # batch order and the curriculum's draws
     lengths = [len(rec.encode(it.history, it.candidates, False, it.target).ids) for it in items]
     per_epoch = math.ceil(math.ceil(len(items) / cfg.batch_size) / cfg.grad_accum)
     total = per_epoch * cfg.epochs
