@@ -112,7 +112,7 @@ def main() -> int:
     ]:
         gpu = LLMRecommender(str(folder), "cuda", titles, domain, design, seq, seed=0)
         t0 = time.perf_counter()
-        losses = train(gpu, items, TrainConfig(epochs=1, batch_size=8, grad_accum=1, lr=5e-4, curriculum=design.hybrid))
+        losses = train(gpu, items, TrainConfig(epochs=1, batch_size=8, grad_accum=1, lr=5e-4, curriculum=design.hybrid)).losses
         torch.cuda.synchronize()
         t_train = time.perf_counter() - t0
         t0 = time.perf_counter()

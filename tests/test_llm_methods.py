@@ -54,6 +54,8 @@ def test_method_fits_and_answers_both_ways(tiny_llm, tmp_path, name, extra):
     assert record["train_samples"] == 12 and record["train_steps"] == 4  # 12 / 4 = 3 micro-batches -> 2 steps x 2 epochs
     assert "llara_hr1" in record and (Path(record["adapter"]) / "adapter.safetensors").exists()
     assert method.trainable_parameters() > 0
+    if method.design().hybrid:  # 4 steps: the first is always text-only (probability 0)
+        assert len(record["hybrid_steps"]) == 4 and record["hybrid_steps"][0] == "t"
     if name == "ilora":
         gates = np.array(record["test_gates"])
         assert gates.shape == (10, extra.get("experts", 4)) and np.allclose(gates.sum(1), 1, atol=1e-4)
@@ -94,6 +96,12 @@ def test_training_items_are_deterministic_with_target_among_candidates(synthetic
         assert not set(it.history) & (set(it.candidates) - {it.target})
 
 
+def test_curriculum_moves_from_text_to_hybrid_prompts():
+    from methods.llm.training import hybrid_probability
+
+    assert hybrid_probability(0, 100) == 0 and hybrid_probability(50, 100) == 0.5 and hybrid_probability(99, 100) < 1
+
+
 def test_lr_schedule_warms_up_then_decays_to_a_hundredth():
     from methods.llm.training import lr_factor
 
@@ -118,7 +126,7 @@ def test_real_smollm2_loads_offline_and_trains(tmp_path, monkeypatch):
     assert rec.model.get_base_model().config.hidden_size == 576
     items = [TrainItem((0, 1, 2), (3, 4, 5, 6), 4), TrainItem((1, 2, 3), (4, 5, 6, 7), 7)]
     before = {k: v.detach().clone() for k, v in rec.trainable().items()}
-    losses = train(rec, items, TrainConfig(epochs=1, batch_size=2, grad_accum=1, lr=1e-3))
+    losses = train(rec, items, TrainConfig(epochs=1, batch_size=2, grad_accum=1, lr=1e-3)).losses
     assert len(losses) == 1 and np.isfinite(losses[0])
     assert any(not torch.equal(before[k], v) for k, v in rec.trainable().items())
     scores, _ = likelihood(rec, [(0, 1, 2)], np.array([[3, 4, 5, 6]]), 1)

@@ -205,7 +205,8 @@ class LLMMethod(Method):
                 best.update(hr1=hr1, epoch=epoch, state={k: v.detach().clone() for k, v in rec.trainable().items()})
 
         t0 = time.perf_counter()
-        losses = train_loop(rec, items, cfg, after_epoch)
+        trained = train_loop(rec, items, cfg, after_epoch)
+        losses = trained.losses
         if best["state"] is not None:  # model selection: the epoch with the best validation HR@1
             import torch
 
@@ -218,6 +219,7 @@ class LLMMethod(Method):
             loss_first=round(losses[0], 4) if losses else None, loss_last=round(losses[-1], 4) if losses else None,
             losses=[round(x, 4) for x in losses], valid_hr1_curve=curve, best_epoch=best["epoch"],
             adapter=str(Path(self.ctx.work_dir) / "adapter"),
+            hybrid_steps="".join("h" if h else "t" for h in trained.hybrid) if rec.design.hybrid else None,
         )
 
 

@@ -58,11 +58,22 @@ def lr_factor(step: int, total: int, warmup_fraction: float, final: float) -> fl
     return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
+@dataclass
+class TrainLog:
+    losses: list[float]  # per optimiser step
+    hybrid: list[bool]  # per optimiser step: did it use the hybrid prompt
+
+
+def hybrid_probability(step: int, total: int) -> float:
+    """The curriculum: text-only prompts at the start, hybrid ones ever more often, step / total."""
+    return step / total
+
+
 def train(
     rec: LLMRecommender, items: list[TrainItem], cfg: TrainConfig,
     after_epoch: Callable[[int], None] | None = None,
-) -> list[float]:
-    """Train rec's trainable parameters in place; returns the loss of every optimiser step."""
+) -> TrainLog:
+    """Train rec's trainable parameters in place; returns the loss and prompt kind of every step."""
     params = rec.trainable()
     router = [p for n, p in params.items() if n.startswith("extra.router.")]
     others = [p for n, p in params.items() if not n.startswith("extra.router.")]
@@ -72,11 +83,12 @@ def train(
     optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     torch.manual_seed(cfg.seed)  # LoRA dropout masks
-    rng = np.random.default_rng([cfg.seed, 0x4C4C4D])  # batch order and the curriculum's draws
+    rng = np.random.default_rng([cfg.seed, 0x4C4C4D])  # batch order
+    curriculum_rng = np.random.default_rng([cfg.seed, 0x435552])
     lengths = [len(rec.encode(it.history, it.candidates, False, it.target).ids) for it in items]
     per_epoch = math.ceil(math.ceil(len(items) / cfg.batch_size) / cfg.grad_accum)
     total = per_epoch * cfg.epochs
-    losses: list[float] = []
+    trace = TrainLog([], [])
     step = 0
     progress = tqdm(total=total, desc="train", unit="step", disable=None)
     for epoch in range(cfg.epochs):
@@ -84,7 +96,7 @@ def train(
         batches = length_buckets(lengths, cfg.batch_size, rng)
         for first in range(0, len(batches), cfg.grad_accum):
             group = batches[first : first + cfg.grad_accum]
-            hybrid = rec.design.hybrid and (not cfg.curriculum or rng.random() < step / total)
+            hybrid = rec.design.hybrid and (not cfg.curriculum or curriculum_rng.random() < hybrid_probability(step, total))
             factor = lr_factor(step, total, cfg.warmup_fraction, cfg.final_lr_fraction)
             for g, base in zip(optimizer.param_groups, base_lrs):
                 g["lr"] = base * factor
@@ -99,7 +111,8 @@ def train(
                 step_loss += loss.item() / len(group)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(step_loss)
+            trace.losses.append(step_loss)
+            trace.hybrid.append(hybrid)
             step += 1
             progress.update(1)
             progress.set_postfix_str(f"loss {step_loss:.3f} epoch {epoch + 1} hybrid {int(hybrid)}")
@@ -107,7 +120,7 @@ def train(
             after_epoch(epoch)
     progress.close()
     rec.train(False)
-    return losses
+    return trace
 
 
 def estimate_step_seconds(rec: LLMRecommender, items: list[TrainItem], batch_size: int) -> float:
