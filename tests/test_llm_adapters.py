@@ -121,11 +121,16 @@ def test_save_and_reload_give_identical_scores(tiny_llm, tmp_path):
         _rec(tiny_llm, experts=2, hybrid=True).load(tmp_path / "adapter")
 
 
-@pytest.mark.parametrize("experts,hybrid", [(0, False), (4, True)])
-def test_cached_prefix_scores_equal_full_prompts(tiny_llm, experts, hybrid):
+@pytest.mark.parametrize("experts,hybrid,segment", [(0, False, 6), (4, True, 6), (0, False, 1), (4, True, 2)])
+def test_cached_prefix_scores_equal_full_prompts(tiny_llm, monkeypatch, experts, hybrid, segment):
+    """Short segments make rows leave the batch (and the cache, and the gate) mid-way."""
+    from methods.llm import scoring
     from methods.llm.scoring import likelihood, likelihood_uncached
 
+    monkeypatch.setattr(scoring, "SEGMENT", segment)
     rec = _rec(tiny_llm, experts=experts, hybrid=hybrid)
+    lengths = [len(rec.tokenizer(" " + t + "\n")["input_ids"]) for t in TITLES]
+    assert max(lengths) > segment and len(set(lengths)) > 1  # several segments; rows leave at different ones
     _perturb_b(rec)
     hist, cands = _samples(5, 7)
     cached, _ = likelihood(rec, hist, cands, 2)  # batches of 2 and 1: left padding in play
