@@ -42,13 +42,17 @@ class Registry(Generic[T]):
         return decorator
 
     def _discover(self) -> None:
-        """Import every module of the registering packages once, so their decorators run."""
+        """Import the top-level modules of the registering packages once, so their decorators run.
+
+        Not recursive: a sub-package (a method family such as methods/llm/) registers from its
+        `__init__`, so its heavy implementation modules are imported only when a method runs.
+        """
         if self._discovered:
             return
         self._discovered = True
         for package_name in self._packages:
             package = importlib.import_module(package_name)
-            for info in pkgutil.walk_packages(package.__path__, package_name + "."):
+            for info in pkgutil.iter_modules(package.__path__, package_name + "."):
                 importlib.import_module(info.name)
 
     def entries(self) -> list[Entry[T]]:

@@ -186,9 +186,10 @@ class Session:
         return self._prepared[seed]
 
     def params_for(self, name: str) -> dict[str, Any]:
+        cls = METHODS.get(name).obj
         if name in self.tuned:
-            return dict(self.tuned[name][0])
-        return {**METHODS.get(name).obj.defaults, **self.plan.params.get(name, {})}
+            return cls.resolve(dict(self.tuned[name][0]))
+        return cls.resolve({**cls.defaults, **self.plan.params.get(name, {})})
 
     def use_tuned(self, names: list[str]) -> None:
         """Take each method's best parameters from its study; methods without one keep their defaults."""
@@ -363,6 +364,10 @@ def run_benchmark(plan: RunPlan) -> RunSummary:
     if plan.tuned:
         session.use_tuned(names)
     log.info("data set %s: %s", session.data.name, session.data.statistics())
+    for e in entries:
+        line = e.obj.plan(session.params_for(e.name))
+        if line:
+            log.info("plan: %s %s", e.name, line)
     log.info("writing run records under %s", session.store.runs)
     summary = RunSummary()
     jobs = [(seed, name) for seed in plan.seeds for name in names]

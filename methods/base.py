@@ -66,6 +66,18 @@ class Method:
         self.params: dict[str, Any] = {**self.defaults, **params}
 
     @classmethod
+    def resolve(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The parameter values a run really uses (a method with presets fills them in here), so
+        that run records show them and the config hash changes when a preset does."""
+        return params
+
+    @classmethod
+    def plan(cls, params: dict[str, Any]) -> str | None:
+        """One line on what a run with these parameters will do and roughly how long it takes
+        (logged before any method starts, so a long run says so up front); None for quick methods."""
+        return None
+
+    @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
         """Parameters suggested from an Optuna trial; empty when there is nothing to tune."""
         return {}

@@ -7,6 +7,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # test helpers such as llm_tiny
 
 # The LLaRA splits live in the shared folder beside the checkout (never copied into the project).
 LLARA = ROOT.parent / "shared" / "datasets" / "llara"
@@ -31,3 +32,11 @@ def synthetic():
     from harness.data.synthetic import make_synthetic
 
     return make_synthetic()
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory) -> Path:
+    """A tiny random LLaMA folder with its own small tokenizer (tests/llm_tiny.py)."""
+    from llm_tiny import make_tiny_llm
+
+    return make_tiny_llm(tmp_path_factory.mktemp("tiny-llm"))

@@ -1,0 +1,154 @@
+#!/usr/bin/env python
+"""Measured ratios of the LLM methods, side by side in one process (issue 4's speed budget).
+
+    python bench/llm_speed.py [--llm smollm2] [--batch 4] [--repeats 5] [--samples 4]
+
+Prints one table:
+- iLoRA / LoRA training-step time at the same rank, batch and prompts (target <= 1.10), measured
+  interleaved (LoRA, iLoRA, LoRA, ...) and compared by median;
+- trainable parameters, exact counts: text-only iLoRA vs tallrec, and iLoRA vs LLaRA (<= 1.01);
+- shared-prefix likelihood scoring vs 20 separate full prompts: speed-up (>= 5x) and the largest
+  absolute score difference;
+- LoRA training throughput as model FLOP/s over this machine's fp32 matmul peak, both measured
+  here. Model FLOPs of a step = 4 x (matmul parameters) x real tokens (forward 2N, backward to
+  the activations 2N; the frozen base needs no weight gradients) + attention 8 x layers x T^2 x d
+  per row; the peak is the best of repeated 2048^3 fp32 matmuls, measured before and after.
+Uses ml-100k's validation prompts (20 candidates) and a random stand-in for SASRec (d = 64),
+which costs the same as the real one inside the LLM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness.runner import RunPlan, Session  # noqa: E402
+from methods.llm.adapters import LoraSpec  # noqa: E402
+from methods.llm.prompts import domain_for  # noqa: E402
+from methods.llm.recommender import Design, LLMRecommender  # noqa: E402
+from methods.llm.scoring import likelihood, likelihood_uncached  # noqa: E402
+from stand_ins import RandomSequenceModel  # noqa: E402
+
+
+def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best
+
+
+def train_step(rec: LLMRecommender, batch, histories) -> float:
+    t0 = time.perf_counter()
+    out, _ = rec.forward(batch, histories)
+    logits = out.logits[:, :-1].float()
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels[:, 1:].reshape(-1))
+    loss.backward()
+    for p in rec.trainable().values():
+        p.grad = None
+    return time.perf_counter() - t0
+
+
+def model_flops(rec: LLMRecommender, batch) -> float:
+    cfg = rec.model.config
+    base = rec.model.get_base_model() if hasattr(rec.model, "get_base_model") else rec.model
+    matmul_params = sum(p.numel() for n, p in base.named_parameters() if p.dim() == 2 and "embed_tokens" not in n)
+    if cfg.tie_word_embeddings:
+        matmul_params += base.get_input_embeddings().weight.numel()  # the LM head reuses them
+    tokens = int(batch.attention_mask.sum())
+    lengths = batch.attention_mask.sum(1).double()
+    attention = 8 * cfg.num_hidden_layers * cfg.hidden_size * float((lengths**2).sum())
+    return 4 * matmul_params * tokens + attention
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--llm", default="smollm2")
+    parser.add_argument("--batch", type=int, default=4, help="training micro-batch")
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per model")
+    parser.add_argument("--samples", type=int, default=4, help="prompts for the likelihood comparison")
+    parser.add_argument("--dataset", default="ml-100k", help="whose validation prompts to use")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    session = Session(RunPlan(dataset=args.dataset, out=Path("/tmp/ilora-bench-speed"), device="cpu"))
+    _, cands = session.prepare(0)
+    valid = cands.valid
+    seq = RandomSequenceModel(session.data.n_items)
+    titles = session.data.titles
+
+    def build(design: Design) -> LLMRecommender:
+        return LLMRecommender(args.llm, "cpu", titles, domain_for(session.data.name), design, seq, seed=0)
+
+    lora = build(Design(lora=LoraSpec()))
+    ilora_text = build(Design(lora=LoraSpec(experts=4), gate_input="sequence"))
+    for rec in (lora, ilora_text):  # training mode: LoRA dropout on, as in a real step
+        rec.train(True)
+    idx = list(range(args.batch))
+    hist = [valid.histories[i] for i in idx]
+    rows = lambda rec: rec.collate([rec.encode(valid.histories[i], valid.candidates[i], False, int(valid.targets[i])) for i in idx])  # noqa: E731
+    b_lora, b_ilora = rows(lora), rows(ilora_text)
+    peak_before = matmul_peak()  # measured before and after the model work; the higher counts
+    train_step(lora, b_lora, hist), train_step(ilora_text, b_ilora, hist)  # warm-up
+    t_lora, t_ilora = [], []
+    for _ in range(args.repeats):
+        t_lora.append(train_step(lora, b_lora, hist))
+        t_ilora.append(train_step(ilora_text, b_ilora, hist))
+    m_lora, m_ilora = statistics.median(t_lora), statistics.median(t_ilora)
+
+    llara = build(Design(lora=LoraSpec(), hybrid=True))
+    ilora = build(Design(lora=LoraSpec(experts=4), hybrid=True))
+    n = {k: r.trainable_count() for k, r in
+         {"tallrec": lora, "ilora_text": ilora_text, "llara": llara, "ilora": ilora}.items()}
+    del llara, ilora
+
+    lora.train(False)
+    sub_h = valid.histories[: args.samples]
+    sub_c = valid.candidates[: args.samples]
+    likelihood(lora, sub_h[:1], sub_c[:1], 1)  # warm-up
+    t0 = time.perf_counter()
+    cached, _ = likelihood(lora, sub_h, sub_c, args.samples)
+    t_cached = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    full = likelihood_uncached(lora, sub_h, sub_c, 4)
+    t_full = time.perf_counter() - t0
+
+    peak = max(peak_before, matmul_peak())
+    flops = model_flops(lora, b_lora)
+    tokens = int(b_lora.attention_mask.sum())
+    rows_out = [
+        ("iLoRA / LoRA training step (text-only, K=4, r=8, batch %d, %d tokens)" % (args.batch, tokens),
+         f"{m_ilora / m_lora:.3f}", "<= 1.10", f"{m_lora:.2f} s vs {m_ilora:.2f} s (median of {args.repeats})"),
+        ("trainable params: text-only iLoRA / tallrec", f"{n['ilora_text'] / n['tallrec']:.5f}", "<= 1.01",
+         f"{n['ilora_text']:,} vs {n['tallrec']:,}"),
+        ("trainable params: ilora / llara", f"{n['ilora'] / n['llara']:.5f}", "<= 1.01", f"{n['ilora']:,} vs {n['llara']:,}"),
+        (f"likelihood: 20 separate prompts / shared prefix ({args.samples} samples x 20)", f"{t_full / t_cached:.2f}",
+         ">= 5", f"{t_full:.2f} s vs {t_cached:.2f} s; max |diff| {np.abs(cached - full).max():.2e}"),
+        ("LoRA training model FLOP/s / fp32 matmul peak", f"{flops / m_lora / peak:.3f}", "(report)",
+         f"{flops / m_lora / 1e9:.1f} vs {peak / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads)"),
+    ]
+    width = [max(len(r[i]) for r in rows_out + [("measure", "ratio", "target", "detail")]) for i in range(4)]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, width)) + " |"  # noqa: E731
+    print(line(("measure", "ratio", "target", "detail")))
+    print("|" + "|".join("-" * (w + 2) for w in width) + "|")
+    for r in rows_out:
+        print(line(r))
+    print(f"\nbackbone {args.llm}; data {session.data.name}; torch {torch.__version__}; {torch.get_num_threads()} CPU threads")
+
+
+if __name__ == "__main__":
+    main()

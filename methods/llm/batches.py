@@ -1,0 +1,93 @@
+"""Prompts to token ids, and token ids to left-padded tensors.
+
+Every batch is left-padded (so batched generation continues from each prompt's real last token)
+and carries explicit position ids that start at 0 on each row's first real token, so a padded
+row computes what it would compute alone. Padding never exceeds the batch's longest row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from methods.llm.prompts import ItemSlot, Piece
+
+IGNORE = -100  # label of positions that carry no loss (prompt, padding)
+
+
+@dataclass
+class Encoded:
+    """One tokenised prompt (+ optional answer). `slots` holds (position, item) pairs."""
+
+    ids: list[int]
+    slots: list[tuple[int, int]]
+    answer_start: int  # == len(ids) when there is no answer
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # [B, L]; slot positions hold the pad id (their embedding is replaced)
+    attention_mask: torch.Tensor  # [B, L]
+    position_ids: torch.Tensor  # [B, L]
+    labels: torch.Tensor  # [B, L]; IGNORE except on answer tokens
+    slot_rows: torch.Tensor  # [S] row of each item slot
+    slot_cols: torch.Tensor  # [S] column of each item slot
+    slot_items: torch.Tensor  # [S] item id of each slot
+
+    def to(self, device: str) -> "Batch":
+        return Batch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))  # type: ignore[arg-type]
+
+
+def encode(tokenizer: Any, pieces: list[Piece], answer: str | None = None) -> Encoded:
+    """Tokenise text pieces separately (special tokens, e.g. a BOS, only before the first);
+    an ItemSlot takes one position. The answer is tokenised on its own, so the same answer
+    tokens are scored after any prompt."""
+    ids: list[int] = []
+    slots: list[tuple[int, int]] = []
+    for piece in pieces:
+        if isinstance(piece, ItemSlot):
+            slots.append((len(ids), piece.item))
+            ids.append(tokenizer.pad_token_id)
+        else:
+            ids.extend(tokenizer(piece, add_special_tokens=not ids)["input_ids"])
+    start = len(ids)
+    if answer is not None:
+        ids.extend(answer_ids(tokenizer, answer))
+    return Encoded(ids, slots, start)
+
+
+def answer_ids(tokenizer: Any, answer: str) -> list[int]:
+    return tokenizer(answer, add_special_tokens=False)["input_ids"]
+
+
+def collate(rows: list[Encoded], pad_id: int) -> Batch:
+    """Left-pad to the longest row; labels on answer tokens only."""
+    width = max(len(r.ids) for r in rows)
+    n = len(rows)
+    input_ids = torch.full((n, width), pad_id, dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.long)
+    labels = torch.full((n, width), IGNORE, dtype=torch.long)
+    slot_rows, slot_cols, slot_items = [], [], []
+    for b, r in enumerate(rows):
+        off = width - len(r.ids)
+        input_ids[b, off:] = torch.tensor(r.ids)
+        mask[b, off:] = 1
+        if r.answer_start < len(r.ids):
+            labels[b, off + r.answer_start :] = torch.tensor(r.ids[r.answer_start :])
+        for pos, item in r.slots:
+            slot_rows.append(b)
+            slot_cols.append(off + pos)
+            slot_items.append(item)
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    as_long = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
+    return Batch(input_ids, mask, positions, labels, as_long(slot_rows), as_long(slot_cols), as_long(slot_items))
+
+
+def length_buckets(lengths: list[int], batch_size: int, rng: Any) -> list[list[int]]:
+    """Indices grouped into batches of similar length (sorted, chunked), chunks in random order:
+    padding stays small, and the order still changes every epoch."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [chunks[i] for i in rng.permutation(len(chunks))]

@@ -1,0 +1,275 @@
+"""The LLM methods: llm-zeroshot, tallrec, llara, ilora (registration and parameters only).
+
+Everything heavy (torch, transformers, peft) is imported inside the methods, so that
+`run_bench.py --list` stays light. All four share one backbone loader, one prompt builder, one
+training loop and one pair of scorers; they differ only in their `Design`:
+
+    llm-zeroshot  backbone as is
+    tallrec       + LoRA (rank 8 on q,k,v,o,gate,up,down), title-only prompts
+    llara         + LLaRA's hybrid item slots (projected SASRec item embeddings), curriculum
+    ilora         + LoRA replaced by K gated LoRA experts (gate from the SASRec sequence representation)
+
+Profiles: parameters left at None take the value of the chosen `profile` (`resolve`, so run
+records show the values used and their hash changes with the preset). "cpu" (default) is a
+smoke-scale budget that keeps `--methods all` on ml-100k under 30 minutes on 2 cores; "paper"
+carries upstream's GPU settings (5 epochs over every training window, effective batch 128,
+warm-up 1/20 then cosine to lr/100, validation each epoch for model selection).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from harness.data import Sample
+from harness.errors import UserError
+from harness.protocol import EvalSet
+from methods.base import METHODS, Method
+
+log = logging.getLogger("ilora_bench")
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "cpu": {
+        "train_samples": 160, "epochs": 1, "batch_size": 4, "grad_accum": 2, "lr": 5e-4,
+        "validate": False, "max_new_tokens": 32, "score_batch": 4,
+    },
+    "paper": {
+        "train_samples": 0, "epochs": 5, "batch_size": 8, "grad_accum": 16, "lr": 5e-4,
+        "validate": True, "max_new_tokens": 64, "score_batch": 16,
+    },
+}
+
+# Measured on 2 idle CPU cores, SmolLM2-135M, ml-100k prompts (~200 tokens): a LoRA micro-batch of 4
+# (forward + backward) takes ~5 s; scoring 95 test samples both ways ~2-3 min. For the plan line only.
+TRAIN_SECONDS_PER_SAMPLE_CPU = 1.3
+SCORE_MINUTES_CPU = 3
+
+
+def resolve_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters with None replaced by the chosen profile's value."""
+    profile = params["profile"]
+    if profile not in PROFILES:
+        raise UserError(f"unknown LLM profile {profile!r}; known: {', '.join(PROFILES)}")
+    return {k: (PROFILES[profile][k] if v is None and k in PROFILES[profile] else v) for k, v in params.items()}
+
+
+SCORING_DEFAULTS: dict[str, Any] = {"llm": "smollm2", "profile": "cpu", "max_new_tokens": None, "score_batch": None}
+TRAINING_DEFAULTS: dict[str, Any] = {
+    **SCORING_DEFAULTS,
+    "train_samples": None,  # training windows drawn (deterministically, by seed) from the split; 0 = all
+    "epochs": None, "batch_size": None, "grad_accum": None, "lr": None, "validate": None,
+    "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.1,
+    "lora_targets": "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+}
+
+
+class LLMMethod(Method):
+    """Shared fit / choose / score of the LLM family; subclasses say what they are via `design()`."""
+
+    modes: ClassVar = {"generate": "choose", "likelihood": "score"}
+    defaults: ClassVar[dict[str, Any]] = SCORING_DEFAULTS
+    trains: ClassVar[bool] = False
+
+    def __init__(self, ctx: Any, **params: Any) -> None:
+        super().__init__(ctx, **params)
+        self.settings = resolve_settings(self.params)  # the runner passes resolved ones; tests may not
+        self._rec: Any = None
+        self._extra: dict[str, Any] = {}
+
+    @classmethod
+    def resolve(cls, params: dict[str, Any]) -> dict[str, Any]:
+        return resolve_settings(params)
+
+    @classmethod
+    def plan(cls, params: dict[str, Any]) -> str | None:
+        s = resolve_settings(params)
+        scoring = (f"scores the test set by greedy generation (<= {s['max_new_tokens']} new tokens) and by "
+                   f"likelihood of all candidates")
+        if not cls.trains:
+            return f"on {s['llm']}: {scoring}; ~{SCORE_MINUTES_CPU} min on 2 CPU cores with SmolLM2"
+        budget = "every training window" if not s["train_samples"] else f"{s['train_samples']} sampled training windows"
+        minutes = (s["train_samples"] or 0) * s["epochs"] * TRAIN_SECONDS_PER_SAMPLE_CPU / 60
+        estimate = f"~{minutes:.0f} min training + ~{SCORE_MINUTES_CPU} min scoring on 2 CPU cores with SmolLM2" if minutes else \
+            "a GPU-sized budget"
+        return (f"on {s['llm']} (profile {s['profile']}): trains {budget} x {s['epochs']} epoch(s), batch "
+                f"{s['batch_size']} x {s['grad_accum']} accumulated, then {scoring}; {estimate}")
+
+    # ------------------------------------------------------------------ what the method is
+
+    def design(self) -> Any:
+        from methods.llm.recommender import Design
+
+        return Design()
+
+    def sequence_model(self) -> Any:
+        """The SASRec trained on this split and seed, when the design needs one."""
+        design = self.design()
+        if design.hybrid or (design.gated and design.gate_input == "sequence"):
+            if self.ctx.require is None:
+                raise UserError(f"{type(self).__name__} needs a SASRec (ctx.require) and none is available here")
+            return self.ctx.require("sasrec")
+        return None
+
+    def recommender(self) -> Any:
+        if self._rec is None:
+            from methods.llm.prompts import domain_for
+            from methods.llm.recommender import LLMRecommender
+
+            t0 = time.perf_counter()
+            self._rec = LLMRecommender(
+                self.settings["llm"], self.ctx.device, self.ctx.titles, domain_for(self.ctx.dataset), self.design(),
+                self.sequence_model(), seed=self.ctx.seed,
+            )
+            self._extra["load_seconds"] = round(time.perf_counter() - t0, 2)
+        return self._rec
+
+    # ------------------------------------------------------------------ the Method interface
+
+    def fit(self, train: list[Sample], valid: EvalSet) -> None:
+        rec = self.recommender()
+        if self.trains:
+            self._train(rec, train, valid)
+
+    def choose(self, samples: EvalSet) -> tuple[np.ndarray, list[str]]:
+        from methods.llm.answers import match_answer, upstream_match
+        from methods.llm.scoring import generate
+
+        answers = generate(
+            self.recommender(), samples.histories, samples.candidates, self.settings["score_batch"],
+            self.settings["max_new_tokens"],
+        )
+        titles = [[self.ctx.titles[int(i)] for i in row] for row in samples.candidates]
+        choices = np.array([match_answer(a, t) for a, t in zip(answers, titles)], dtype=np.int64)
+        upstream = np.array([upstream_match(a, t) for a, t in zip(answers, titles)], dtype=np.int64)
+        self._extra.update(
+            llara_hr1=float(np.mean(upstream == samples.target_index)),
+            llara_valid_ratio=float(np.mean(upstream >= 0)),
+        )
+        return choices, answers
+
+    def score(self, samples: EvalSet) -> np.ndarray:
+        from methods.llm.scoring import likelihood
+
+        scores, gates = likelihood(self.recommender(), samples.histories, samples.candidates, self.settings["score_batch"])
+        if gates is not None:
+            self._extra.update(
+                test_gates=np.round(gates, 5).tolist(),
+                gate_mean=np.round(gates.mean(0), 5).tolist(),
+                gate_entropy_mean=float(np.mean(-(gates * np.log(np.clip(gates, 1e-12, None))).sum(1))),
+            )
+        return scores
+
+    def trainable_parameters(self) -> int:
+        return self.recommender().trainable_count() if self.trains else 0
+
+    def record_extra(self) -> dict[str, Any]:
+        return self._extra
+
+    # ------------------------------------------------------------------ training
+
+    def _train(self, rec: Any, train: list[Sample], valid: EvalSet) -> None:
+        from methods.llm.scoring import likelihood
+        from methods.llm.training import TrainConfig, estimate_step_seconds, train as train_loop, training_items
+
+        s = self.settings
+        items = training_items(train, self.ctx.n_items, valid.candidates.shape[1], s["train_samples"], self.ctx.seed)
+        cfg = TrainConfig(
+            epochs=s["epochs"], batch_size=s["batch_size"], grad_accum=s["grad_accum"], lr=s["lr"],
+            router_lr_scale=s.get("router_lr_scale", 0.3), curriculum=rec.design.hybrid, seed=self.ctx.seed,
+        )
+        micro = -(-len(items) // cfg.batch_size)
+        steps = -(-micro // cfg.grad_accum) * cfg.epochs
+        per_micro = estimate_step_seconds(rec, items, cfg.batch_size)
+        log.info(
+            "%s: training %d samples (of %d windows) x %d epoch(s) = %d optimiser steps of %d x %d; "
+            "one micro-batch takes ~%.1f s here, so ~%.1f min of training%s",
+            type(self).__name__, len(items), len(train), cfg.epochs, steps, cfg.batch_size, cfg.grad_accum,
+            per_micro, per_micro * micro * cfg.epochs / 60, ", validating each epoch" if s["validate"] else "",
+        )
+        best: dict[str, Any] = {"hr1": -1.0, "state": None, "epoch": None}
+        curve: list[float] = []
+
+        def after_epoch(epoch: int) -> None:
+            if not s["validate"]:
+                return
+            scores, _ = likelihood(rec, valid.histories, valid.candidates, s["score_batch"])
+            hr1 = float(np.mean(scores.argmax(1) == valid.target_index))
+            curve.append(hr1)
+            if self.ctx.report is not None:
+                self.ctx.report(epoch, hr1)
+            if hr1 > best["hr1"]:
+                best.update(hr1=hr1, epoch=epoch, state={k: v.detach().clone() for k, v in rec.trainable().items()})
+
+        t0 = time.perf_counter()
+        trained = train_loop(rec, items, cfg, after_epoch)
+        losses = trained.losses
+        if best["state"] is not None:  # model selection: the epoch with the best validation HR@1
+            import torch
+
+            with torch.no_grad():
+                for k, p in rec.trainable().items():
+                    p.copy_(best["state"][k])
+        rec.save(Path(self.ctx.work_dir) / "adapter")
+        self._extra.update(
+            train_samples=len(items), train_steps=len(losses), train_seconds=round(time.perf_counter() - t0, 1),
+            loss_first=round(losses[0], 4) if losses else None, loss_last=round(losses[-1], 4) if losses else None,
+            losses=[round(x, 4) for x in losses], valid_hr1_curve=curve, best_epoch=best["epoch"],
+            adapter=str(Path(self.ctx.work_dir) / "adapter"),
+            hybrid_steps="".join("h" if h else "t" for h in trained.hybrid) if rec.design.hybrid else None,
+        )
+
+
+@METHODS.register("llm-zeroshot", "the LLM backbone untuned (SmolLM2-135M by default), scored by generation and likelihood")
+class ZeroShot(LLMMethod):
+    pass
+
+
+@METHODS.register("tallrec", "TALLRec-style LoRA fine-tuning (rank 8) on the title-only 20-candidate prompt")
+class TALLRec(LLMMethod):
+    defaults: ClassVar[dict[str, Any]] = TRAINING_DEFAULTS
+    trains: ClassVar[bool] = True
+
+    def lora_spec(self, experts: int = 0) -> Any:
+        from methods.llm.adapters import LoraSpec
+
+        targets = tuple(t.strip() for t in str(self.settings["lora_targets"]).split(",") if t.strip())
+        return LoraSpec(int(self.settings["lora_r"]), float(self.settings["lora_alpha"]),
+                        float(self.settings["lora_dropout"]), targets, experts)
+
+    def design(self) -> Any:
+        from methods.llm.recommender import Design
+
+        return Design(lora=self.lora_spec())
+
+
+@METHODS.register("llara", "LLaRA: LoRA + hybrid item tokens (projected SASRec item embeddings), text-to-hybrid curriculum")
+class LLaRA(TALLRec):
+    def design(self) -> Any:
+        from methods.llm.recommender import Design
+
+        return Design(lora=self.lora_spec(), hybrid=True)
+
+
+@METHODS.register("ilora", "iLoRA: LLaRA with K LoRA experts mixed per sample by a gate from the SASRec sequence representation")
+class ILoRA(TALLRec):
+    defaults: ClassVar[dict[str, Any]] = {
+        **TRAINING_DEFAULTS,
+        "experts": 4,  # K in {1, 2, 4, 8}: rank lora_r split into K experts of rank lora_r / K
+        "gate_input": "sequence",  # sequence | random | token_mean (the paper's gate ablation)
+        "hybrid": True,  # false: text-only iLoRA, which isolates the gate's effect against tallrec
+        "router_lr_scale": 0.3,
+    }
+
+    def design(self) -> Any:
+        from methods.llm.recommender import GATE_INPUTS, Design
+
+        experts = int(self.settings["experts"])
+        if experts < 1:
+            raise UserError(f"ilora: experts must be >= 1, got {experts}")
+        if self.settings["gate_input"] not in GATE_INPUTS:
+            raise UserError(f"ilora: gate_input must be one of {', '.join(GATE_INPUTS)}, got {self.settings['gate_input']!r}")
+        return Design(lora=self.lora_spec(experts), hybrid=bool(self.settings["hybrid"]), gate_input=self.settings["gate_input"])

@@ -1,0 +1,165 @@
+"""The one training loop of the LLM methods: AdamW, warm-up then cosine, accumulation, curriculum.
+
+Loss: mean cross-entropy over the answer tokens (" " + title + newline) of each micro-batch,
+divided by the accumulation steps. Micro-batches are length-bucketed, so padding never costs more
+than the batch's longest prompt. For hybrid methods (LLaRA, iLoRA) each optimiser step uses the
+hybrid prompt with probability step / total_steps, else the text-only one (upstream's
+curriculum; decided here in the one training process, from the run's seed).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from harness.data import Sample
+from methods.llm.batches import length_buckets
+from methods.llm.recommender import LLMRecommender
+
+log = logging.getLogger("ilora_bench")
+
+
+@dataclass(frozen=True)
+class TrainItem:
+    """A training window with its drawn candidates (the target among them)."""
+
+    history: tuple[int, ...]
+    candidates: tuple[int, ...]
+    target: int
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int
+    batch_size: int  # micro-batch
+    grad_accum: int  # micro-batches per optimiser step
+    lr: float
+    router_lr_scale: float = 0.3
+    warmup_fraction: float = 0.05  # 1/20 of the steps, as upstream
+    final_lr_fraction: float = 0.01  # cosine decays to lr / 100
+    weight_decay: float = 0.0
+    curriculum: bool = False  # hybrid prompt with probability step / total_steps
+    seed: int = 0
+
+
+def lr_factor(step: int, total: int, warmup_fraction: float, final: float) -> float:
+    """Linear warm-up to 1, then cosine from 1 down to `final`."""
+    warmup = max(1, math.ceil(warmup_fraction * total))
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+@dataclass
+class TrainLog:
+    losses: list[float]  # per optimiser step
+    hybrid: list[bool]  # per optimiser step: did it use the hybrid prompt
+
+
+def hybrid_probability(step: int, total: int) -> float:
+    """The curriculum: text-only prompts at the start, hybrid ones ever more often, step / total."""
+    return step / total
+
+
+def train(
+    rec: LLMRecommender, items: list[TrainItem], cfg: TrainConfig,
+    after_epoch: Callable[[int], None] | None = None,
+) -> TrainLog:
+    """Train rec's trainable parameters in place; returns the loss and prompt kind of every step."""
+    params = rec.trainable()
+    router = [p for n, p in params.items() if n.startswith("extra.router.")]
+    others = [p for n, p in params.items() if not n.startswith("extra.router.")]
+    groups = [{"params": others, "lr": cfg.lr}]
+    if router:
+        groups.append({"params": router, "lr": cfg.lr * cfg.router_lr_scale})
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    torch.manual_seed(cfg.seed)  # LoRA dropout masks
+    rng = np.random.default_rng([cfg.seed, 0x4C4C4D])  # batch order
+    curriculum_rng = np.random.default_rng([cfg.seed, 0x435552])
+    lengths = [len(rec.encode(it.history, it.candidates, False, it.target).ids) for it in items]
+    per_epoch = math.ceil(math.ceil(len(items) / cfg.batch_size) / cfg.grad_accum)
+    total = per_epoch * cfg.epochs
+    trace = TrainLog([], [])
+    step = 0
+    progress = tqdm(total=total, desc="train", unit="step", disable=None)
+    for epoch in range(cfg.epochs):
+        rec.train(True)
+        batches = length_buckets(lengths, cfg.batch_size, rng)
+        for first in range(0, len(batches), cfg.grad_accum):
+            group = batches[first : first + cfg.grad_accum]
+            hybrid = rec.design.hybrid and (not cfg.curriculum or curriculum_rng.random() < hybrid_probability(step, total))
+            factor = lr_factor(step, total, cfg.warmup_fraction, cfg.final_lr_fraction)
+            for g, base in zip(optimizer.param_groups, base_lrs):
+                g["lr"] = base * factor
+            step_loss = 0.0
+            for idx in group:
+                batch = rec.collate([rec.encode(items[i].history, items[i].candidates, hybrid, items[i].target) for i in idx])
+                out, _ = rec.forward(batch, [items[i].history for i in idx])
+                logits = out.logits[:, :-1].float()
+                labels = batch.labels[:, 1:]
+                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+                (loss / len(group)).backward()
+                step_loss += loss.item() / len(group)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            trace.losses.append(step_loss)
+            trace.hybrid.append(hybrid)
+            step += 1
+            progress.update(1)
+            progress.set_postfix_str(f"loss {step_loss:.3f} epoch {epoch + 1} hybrid {int(hybrid)}")
+        if after_epoch is not None:
+            after_epoch(epoch)
+    progress.close()
+    rec.train(False)
+    return trace
+
+
+def estimate_step_seconds(rec: LLMRecommender, items: list[TrainItem], batch_size: int) -> float:
+    """Seconds for one micro-batch forward + backward on this machine (measured once, then
+    the gradients are dropped), for the up-front time estimate."""
+    sample = items[:batch_size]
+    batch = rec.collate([rec.encode(it.history, it.candidates, False, it.target) for it in sample])
+    rec.train(True)
+    t0 = time.perf_counter()
+    out, _ = rec.forward(batch, [it.history for it in sample])
+    logits = out.logits[:, :-1].float()
+    torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels[:, 1:].reshape(-1)).backward()
+    seconds = time.perf_counter() - t0
+    for p in rec.trainable().values():
+        p.grad = None
+    rec.train(False)
+    return seconds
+
+
+def training_items(
+    train: list[Sample], n_items: int, n_candidates: int, budget: int, seed: int
+) -> list[TrainItem]:
+    """`budget` training windows (0: all) drawn without replacement by the seed, each with
+    n_candidates - 1 negatives drawn uniformly from the items outside its history and target,
+    then shuffled with the target (upstream's training prompts; fixed here, not re-drawn)."""
+    rng = np.random.default_rng([seed, 0x545241])
+    order = rng.permutation(len(train))
+    chosen = order if not budget else order[: min(budget, len(train))]
+    items = []
+    for i in sorted(chosen.tolist()):
+        s = train[i]
+        excluded = set(s.history) | {s.target}
+        if n_items - len(excluded) < n_candidates - 1:
+            raise ValueError(f"only {n_items - len(excluded)} items are left to draw {n_candidates - 1} negatives from")
+        negatives: list[int] = []
+        while len(negatives) < n_candidates - 1:
+            for item in rng.choice(n_items, size=2 * n_candidates, replace=False).tolist():
+                if item not in excluded and item not in negatives and len(negatives) < n_candidates - 1:
+                    negatives.append(item)
+        cands = np.array([s.target, *negatives])
+        items.append(TrainItem(s.history, tuple(int(c) for c in rng.permutation(cands)), s.target))
+    return items

@@ -1,0 +1,147 @@
+"""iLoRA's gated experts, LLaRA's projector and the shared scoring paths, on a tiny random LLaMA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from llm_tiny import TITLES, FakeSASRec
+
+N_ITEMS = len(TITLES)
+
+
+def _rec(tiny_llm: Path, experts: int = 0, hybrid: bool = False, gate_input: str = "sequence", lora: bool = True, seed: int = 0):
+    from methods.llm.adapters import LoraSpec
+    from methods.llm.recommender import Design, LLMRecommender
+
+    design = Design(lora=LoraSpec(experts=experts) if lora else None, hybrid=hybrid, gate_input=gate_input)
+    return LLMRecommender(str(tiny_llm), "cpu", TITLES, "movie", design, FakeSASRec(N_ITEMS), seed=seed)
+
+
+def _perturb_b(rec, seed: int = 1) -> None:
+    """LoRA's B starts at zero (adapter = identity); give it values so adapters matter."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in rec.trainable().items():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+
+
+def _samples(n: int = 4, c: int = 6, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    hist = [tuple(rng.choice(N_ITEMS, 5, replace=False).tolist()) for _ in range(n)]
+    cands = np.stack([rng.choice(N_ITEMS, c, replace=False) for _ in range(n)])
+    return hist, cands
+
+
+def test_one_expert_is_plain_lora_exactly(tiny_llm):
+    from methods.llm.scoring import likelihood
+
+    lora, moe = _rec(tiny_llm, experts=0), _rec(tiny_llm, experts=1)
+    _perturb_b(lora)
+    lora_params = {k: v for k, v in lora.trainable().items()}
+    with torch.no_grad():
+        for k, p in moe.trainable().items():
+            if not k.startswith("extra.router"):
+                p.copy_(lora_params[k])
+    hist, cands = _samples()
+    a, _ = likelihood(lora, hist, cands, 2)
+    b, gates = likelihood(moe, hist, cands, 2)
+    assert np.array_equal(gates, np.ones_like(gates))
+    np.testing.assert_array_equal(a, b)
+    assert moe.trainable_count() - lora.trainable_count() == sum(p.numel() for p in moe.extra.parameters())
+
+
+def test_uniform_gate_equals_lora_and_parameters_match(tiny_llm):
+    lora, moe = _rec(tiny_llm, experts=0), _rec(tiny_llm, experts=4)
+    lora_n = sum(p.numel() for k, p in lora.trainable().items())
+    moe_adapter_n = sum(p.numel() for k, p in moe.trainable().items() if not k.startswith("extra."))
+    assert lora_n == moe_adapter_n  # K experts of rank r/K: exactly rank-r LoRA's parameters
+
+
+def test_gate_differs_per_sample_and_changes_outputs(tiny_llm):
+    from methods.llm.scoring import likelihood
+
+    rec = _rec(tiny_llm, experts=4)
+    _perturb_b(rec)
+    hist, cands = _samples()
+    base, gates = likelihood(rec, hist, cands, 4)
+    assert gates.shape == (4, 4) and np.allclose(gates.sum(1), 1)
+    assert np.ptp(gates, axis=0).max() > 1e-3  # samples get different gates
+    with torch.no_grad():  # a different router: same inputs, different gates, different scores
+        rec.extra["router"].linear.weight.mul_(-3.0)
+    moved, gates2 = likelihood(rec, hist, cands, 4)
+    assert not np.allclose(gates, gates2) and np.abs(base - moved).max() > 1e-4
+
+
+def test_layers_refuse_to_run_without_a_gate(tiny_llm):
+    rec = _rec(tiny_llm, experts=2)
+    batch = rec.collate([rec.encode((1, 2), [3, 4], False)])
+    rec.set_gate(None)
+    with pytest.raises(RuntimeError, match="without a gate"):
+        rec.model(input_ids=batch.input_ids)
+
+
+@pytest.mark.parametrize("gate_input", ["sequence", "random", "token_mean"])
+def test_gradients_reach_router_experts_and_projector(tiny_llm, gate_input):
+    rec = _rec(tiny_llm, experts=4, hybrid=True, gate_input=gate_input)
+    _perturb_b(rec)
+    rec.train(True)
+    hist, cands = _samples(2)
+    batch = rec.collate([rec.encode(h, c, True, int(c[0])) for h, c in zip(hist, cands)])
+    out, _ = rec.forward(batch, hist)
+    logits = out.logits[:, :-1]
+    torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels[:, 1:].reshape(-1)).backward()
+    grads = {k: (p.grad is not None and p.grad.abs().sum().item() > 0) for k, p in rec.trainable().items()}
+    assert all(v for k, v in grads.items() if "router" in k), grads
+    assert all(v for k, v in grads.items() if "projector" in k), grads
+    assert all(v for k, v in grads.items() if "lora_A" in k or "lora_B" in k), grads
+
+
+def test_save_and_reload_give_identical_scores(tiny_llm, tmp_path):
+    from methods.llm.scoring import generate, likelihood
+
+    rec = _rec(tiny_llm, experts=4, hybrid=True)
+    _perturb_b(rec)
+    with torch.no_grad():
+        rec.extra["router"].norm.weight.mul_(1.7)  # normalisation parameters must travel too
+    hist, cands = _samples()
+    before, gates = likelihood(rec, hist, cands, 2)
+    rec.save(tmp_path / "adapter")
+    again = _rec(tiny_llm, experts=4, hybrid=True, seed=123)  # different initialisation
+    again.load(tmp_path / "adapter")
+    after, gates_after = likelihood(again, hist, cands, 2)
+    np.testing.assert_array_equal(before, after)
+    np.testing.assert_array_equal(gates, gates_after)
+    assert generate(rec, hist, cands, 2, 5) == generate(again, hist, cands, 2, 5)
+    with pytest.raises(ValueError, match="design"):
+        _rec(tiny_llm, experts=2, hybrid=True).load(tmp_path / "adapter")
+
+
+@pytest.mark.parametrize("experts,hybrid,segment", [(0, False, 6), (4, True, 6), (0, False, 1), (4, True, 2)])
+def test_cached_prefix_scores_equal_full_prompts(tiny_llm, monkeypatch, experts, hybrid, segment):
+    """Short segments make rows leave the batch (and the cache, and the gate) mid-way."""
+    from methods.llm import scoring
+    from methods.llm.scoring import likelihood, likelihood_uncached
+
+    monkeypatch.setattr(scoring, "SEGMENT", segment)
+    rec = _rec(tiny_llm, experts=experts, hybrid=hybrid)
+    lengths = [len(rec.tokenizer(" " + t + "\n")["input_ids"]) for t in TITLES]
+    assert max(lengths) > segment and len(set(lengths)) > 1  # several segments; rows leave at different ones
+    _perturb_b(rec)
+    hist, cands = _samples(5, 7)
+    cached, _ = likelihood(rec, hist, cands, 2)  # batches of 2 and 1: left padding in play
+    full = likelihood_uncached(rec, hist, cands, 8)
+    np.testing.assert_allclose(cached, full, atol=1e-4)
+
+
+def test_batched_generation_equals_one_by_one(tiny_llm):
+    from methods.llm.scoring import generate
+
+    rec = _rec(tiny_llm, experts=2, hybrid=True)
+    _perturb_b(rec)
+    hist, cands = _samples(3)
+    assert generate(rec, hist, cands, 3, 6) == generate(rec, hist, cands, 1, 6)

