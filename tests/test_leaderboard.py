@@ -37,3 +37,21 @@ def test_position_bias_table(tmp_path: Path):
     assert cells[1] == "4"
     first_bucket, later = cells[4], cells[5:]
     assert float(first_bucket.split()[0]) > 0 and all(c.startswith("0.0000") for c in later)
+
+
+def test_expert_usage_table_and_heatmap(tmp_path: Path):
+    import numpy as np
+
+    from harness.report.leaderboard import Row, Section, expert_usage
+    from harness.report.plots import plot_experts
+
+    gates = np.array([[0.7, 0.1, 0.1, 0.1]] * 3 + [[0.1, 0.1, 0.1, 0.7]] * 3)
+    run = {"seed": 0, "extra": {"test_gates": gates.tolist(), "test_clusters": [0, 0, 0, 1, 1, 1]}}
+    section = Section("x", "toy", [Row("ilora (generate)", "ilora", "generate", [run]),
+                                   Row("ilora (likelihood)", "ilora", "likelihood", [run])], [], [], [0], [])
+    headers, table, heat = expert_usage(section)
+    assert headers[:3] == ["iLoRA", "users", "entropy (max 1.39)"]
+    assert len(table) == 3  # all users, then the two clusters; once per method, not per mode
+    assert table[1][3:] == ["0.700", "0.100", "0.100", "0.100"] and table[2][6] == "0.700"
+    path = plot_experts(section, heat, tmp_path)
+    assert path.exists() and path.stat().st_size > 1000

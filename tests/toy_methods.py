@@ -55,3 +55,4 @@ if "toy-first" not in METHODS.names():
 
         def choose(self, samples):
             return np.zeros(len(samples), dtype=int), [f"item {c}" for c in samples.candidates[:, 0]]
+

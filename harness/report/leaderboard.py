@@ -237,6 +237,42 @@ def _pct(x: float) -> str:
 POSITION_BUCKET = 5
 
 
+def expert_usage(section: Section) -> tuple[list[str], list[list[str]], list[tuple[str, np.ndarray]]]:
+    """Mean gate weight per expert, gate entropy, and mean gates per cluster of users.
+
+    Clusters are k-means groups of the test users' SASRec representations, per seed (cluster ids
+    are not comparable across seeds). Returns table headers, rows, and (row label, gate vector)
+    pairs for the heat-map.
+    """
+    seen, headers, table, heat = set(), [], [], []
+    for row in section.rows:
+        if row.method != "ilora" or row.label.split(" (")[0] in seen:
+            continue
+        runs = [r for r in row.runs if r.get("extra", {}).get("test_gates")]
+        if not runs:
+            continue
+        seen.add(row.label.split(" (")[0])
+        name = row.label.split(" (")[0]
+        k = len(runs[0]["extra"]["test_gates"][0])
+        headers = ["iLoRA", "users", "entropy (max %.2f)" % math.log(k), *(f"expert {e + 1}" for e in range(k))]
+
+        def line(label: str, gates: np.ndarray) -> list[str]:
+            entropy = float(np.mean(-(gates * np.log(np.clip(gates, 1e-12, None))).sum(1)))
+            heat.append((label, gates.mean(0)))
+            return [label, str(len(gates)), f"{entropy:.3f}", *(f"{w:.3f}" for w in gates.mean(0))]
+
+        table.append(line(f"{name}: all test users", np.concatenate([np.array(r["extra"]["test_gates"]) for r in runs])))
+        for r in runs:
+            clusters = r["extra"].get("test_clusters")
+            if not clusters:
+                continue
+            gates, labels = np.array(r["extra"]["test_gates"]), np.array(clusters)
+            for c in sorted(set(labels.tolist())):
+                table.append(line(f"{name}: seed {r['seed']}, user cluster {c + 1}", gates[labels == c]))
+    return headers, table, heat
+
+
+
 def _position_rows(section: Section) -> tuple[list[str], list[list[str]]]:
     """HR@1 across reshuffled candidate orders and by where the target stood in the prompt."""
     rows = [r for r in section.rows if all("position" in run for run in r.runs)]
@@ -287,6 +323,12 @@ def render_markdown(sections: list[Section], figures: dict[str, str] | None = No
             out.append(tabulate(position, headers=headers, tablefmt="github", disable_numparse=True) + "\n")
         if s.label in figures:
             out.append(f"\n![test HR@1 with 95% intervals]({figures[s.label]})\n")
+        headers, usage, _ = expert_usage(s)
+        if usage:
+            out.append("\nExpert usage (iLoRA's gate on the test users; clusters: k-means on their SASRec representation):\n\n")
+            out.append(tabulate(usage, headers=headers, tablefmt="github", disable_numparse=True) + "\n")
+            if f"experts:{s.label}" in figures:
+                out.append(f"\n![expert usage]({figures[f'experts:{s.label}']})\n")
         out.append(f"\nSeeds: {', '.join(map(str, s.seeds))}. Commands that produced these records:\n")
         out.extend(f"\n    {cmd}\n" for cmd in s.commands)
         if s.failed:
@@ -332,6 +374,10 @@ def write_figures(sections: list[Section], root: Path) -> dict[str, str]:
         path = plots.plot_hr1(s, root / "plots")
         if path is not None:
             figures[s.label] = path.relative_to(root).as_posix()
+        _, _, heat = expert_usage(s)
+        path = plots.plot_experts(s, heat, root / "plots")
+        if path is not None:
+            figures[f"experts:{s.label}"] = path.relative_to(root).as_posix()
     tuning = plots.plot_tuning(_tuning_curves(root), root / "plots" / "tuning.png")
     if tuning is not None:
         figures["tuning"] = tuning.relative_to(root).as_posix()

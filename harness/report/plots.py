@@ -72,3 +72,20 @@ def plot_tuning(studies: list[tuple[str, list[float]]], path: Path) -> Path | No
     ax.set_ylabel("best validation objective so far")
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_experts(section: "Section", heat: list[tuple[str, np.ndarray]], folder: Path) -> Path | None:
+    """Heat-map of mean gate weight per expert (columns) for all users and each user cluster (rows)."""
+    if not heat:
+        return None
+    plt = _pyplot()
+    matrix = np.stack([g for _, g in heat])
+    fig, ax = plt.subplots(figsize=(1.2 * matrix.shape[1] + 4, 0.35 * len(heat) + 1.2))
+    image = ax.imshow(matrix, cmap="viridis", aspect="auto", vmin=0, vmax=max(0.5, float(matrix.max())))
+    ax.set_xticks(range(matrix.shape[1]), [f"expert {e + 1}" for e in range(matrix.shape[1])])
+    ax.set_yticks(range(len(heat)), [label for label, _ in heat], fontsize=7)
+    for (i, j), w in np.ndenumerate(matrix):
+        ax.text(j, i, f"{w:.2f}", ha="center", va="center", color="white" if w < 0.35 else "black", fontsize=7)
+    fig.colorbar(image, ax=ax, label="mean gate weight")
+    ax.set_title(f"iLoRA expert usage, {section.dataset}", fontsize=10)
+    return _save(fig, folder / f"experts-{section_slug(section)}.png")

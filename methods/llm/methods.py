@@ -71,6 +71,7 @@ class LLMMethod(Method):
     """Shared fit / choose / score of the LLM family; subclasses say what they are via `design()`."""
 
     modes: ClassVar = {"generate": "choose", "likelihood": "score"}
+    order_sensitive: ClassVar[bool] = True  # the candidates are listed in the prompt
     defaults: ClassVar[dict[str, Any]] = SCORING_DEFAULTS
     trains: ClassVar[bool] = False
 
@@ -273,3 +274,21 @@ class ILoRA(TALLRec):
         if self.settings["gate_input"] not in GATE_INPUTS:
             raise UserError(f"ilora: gate_input must be one of {', '.join(GATE_INPUTS)}, got {self.settings['gate_input']!r}")
         return Design(lora=self.lora_spec(experts), hybrid=bool(self.settings["hybrid"]), gate_input=self.settings["gate_input"])
+
+    def score(self, samples: EvalSet) -> np.ndarray:
+        scores = super().score(samples)
+        if "test_gates" in self._extra and "test_clusters" not in self._extra:
+            self._extra["test_clusters"] = self._user_clusters(samples)
+        return scores
+
+    def _user_clusters(self, samples: EvalSet, k: int = 4) -> list[int] | None:
+        """Test users grouped by their SASRec sequence representation (k-means, seeded), so the
+        report can show whether different kinds of users get different experts."""
+        from scipy.cluster.vq import kmeans2
+
+        sequence_model = self.sequence_model() if self.design().hybrid or self.settings["gate_input"] == "sequence" else None
+        if sequence_model is None or len(samples) < k:
+            return None
+        reps = sequence_model.encode(samples.histories).detach().float().cpu().numpy().astype(np.float64)
+        _, labels = kmeans2(reps, k, seed=self.ctx.seed, minit="++")
+        return labels.tolist()
