@@ -83,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", nargs="+", type=_non_negative_int, default=[0], help="seeds (each: own split and candidates)")
     run.add_argument("--force", action="store_true", help="rerun runs whose record exists")
     run.add_argument("--tuned", action="store_true", help="use each method's best parameters from its Optuna study")
-    run.add_argument("--orders", type=_non_negative_int, default=3,
-                     help="extra frozen candidate orders to rescore LLM methods on (position bias; 0 = off)")
+    run.add_argument("--orders", type=_non_negative_int, default=None,
+                     help="extra frozen candidate orders to rescore LLM methods on (position bias); "
+                          "default 3 on a GPU, 0 on a CPU")
 
     tune = sub.add_parser("tune", parents=[common], help="Optuna studies, the same trial budget for every method")
     tune.add_argument("--trials", type=_non_negative_int, default=20, help="total trials per method's study (resumes up to it)")

@@ -3,7 +3,7 @@
 Delete a workaround when its upstream is fixed. Everything here is imported lazily (by the
 methods that need it), so `run_bench.py --list` stays free of torch and RecBole.
 
-Checked with RecBole 1.2.1, numpy 2.4, torch 2.13, pandas 2.3.
+Checked with RecBole 1.2.1, numpy 2.4, torch 2.13, pandas 2.3 and transformers 5.24 (5.17 on the GPU image).
 
 Not needed, by design:
 - torch >= 2.6 loads checkpoints with weights_only=True by default, and RecBole's checkpoints
@@ -149,3 +149,17 @@ def flush_denormal() -> Iterator[None]:
         _flush_depth -= 1
         if _flush_depth == 0:
             torch.set_flush_denormal(False)
+
+
+def kv_cache_argument() -> str:
+    """The name of a transformers model's key/value-cache argument and output field.
+
+    transformers 5.24 renamed `past_key_values` to `cache` (the old name still works there, with a
+    warning); 5.17 (the GPU image's) knows only `past_key_values`. Delete this when every supported
+    version has `cache`.
+    """
+    import inspect
+
+    from transformers.models.llama.modeling_llama import LlamaModel
+
+    return "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"

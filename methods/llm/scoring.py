@@ -17,10 +17,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from harness.compat import kv_cache_argument
 from methods.llm.batches import answer_ids
-from methods.llm.compat import CACHE
 from methods.llm.prompts import answer_text
 from methods.llm.recommender import LLMRecommender
+
+CACHE = kv_cache_argument()  # 'cache' on transformers >= 5.24, 'past_key_values' before
 
 
 @torch.no_grad()
