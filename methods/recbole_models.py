@@ -8,6 +8,8 @@ training still get an embedding and can be scored. RecBole reads pre-split files
 without re-cutting sequences, so it trains on exactly our windows under every split scheme,
 including published splits that come as windows only (user -1). The `test` file repeats the
 validation samples because RecBole requires three files; our test samples never reach RecBole.
+Windows with an empty history are left out (RecBole's models need one item to encode; its own
+augmentation never makes such windows), and counted in the run record.
 
 Training: RecBole's Config / create_dataset / data_preparation / model / Trainer, one call of
 `Trainer._train_epoch` (the body of RecBole's own `fit` loop) per epoch, cross-entropy over all
@@ -130,6 +132,7 @@ class RecBoleMethod(Method):
         self.model: Any = None
         self.curve: list[dict[str, float]] = []
         self.best_epoch = -1
+        self.dropped_empty = 0
 
     # ------------------------------------------------------------------ training
 
@@ -141,16 +144,22 @@ class RecBoleMethod(Method):
         compat.import_recbole()
         from recbole.data import create_dataset, data_preparation
 
-        if not train:
-            raise UserError(f"data set {self.ctx.dataset!r} has no training samples for {self.recbole_model}")
         if int(self.params["epochs"]) < 1:
             raise UserError(f"{self.recbole_model}: epochs must be at least 1, got {self.params['epochs']}")
-        train_users = {s.user for s in train}
-        self.personal = bool(len(valid)) and all(int(u) in train_users for u in valid.users)
-        valid_samples = [Sample(int(u), h, int(t)) for u, h, t in zip(valid.users, valid.histories, valid.targets)]
-        self.max_len = max(len(s.history) for s in (*train, *valid_samples))
+        # RecBole's sequential models encode at least one item (its own augmentation never makes an
+        # empty window); LLaRA's published LastFM split starts each sequence with one: left out.
+        usable = [s for s in train if s.history]
+        self.dropped_empty = len(train) - len(usable)
+        if not usable:
+            raise UserError(f"data set {self.ctx.dataset!r}: no training window has a history ({self.recbole_model})")
+        train_users = {s.user for s in usable}
+        self.personal = all(0 <= int(u) and int(u) in train_users for u in valid.users)  # published splits: user -1
+        valid_samples = [
+            Sample(int(u), h, int(t)) for u, h, t in zip(valid.users, valid.histories, valid.targets) if h
+        ]  # RecBole's copy, read by RecBole's own evaluator in bench/recbole_overhead.py only
+        self.max_len = max(len(s.history) for s in (*usable, *valid_samples))
         data_dir = self.ctx.work_dir / "recbole"
-        write_atomic_files(data_dir / ATOMIC_NAME, train, valid_samples, self.ctx.n_items, self.personal)
+        write_atomic_files(data_dir / ATOMIC_NAME, usable, valid_samples, self.ctx.n_items, self.personal)
 
         config = self._config(data_dir)
         with compat.quiet_recbole(), self._numerics(), torch.random.fork_rng(devices=self._cuda_devices()):
@@ -161,7 +170,7 @@ class RecBoleMethod(Method):
             self.user_tokens = [str(t) for t in dataset.field2id_token["user_id"][1:]]
             self._index_vocabulary()
             torch.manual_seed(self.ctx.seed)
-            self.model = self._model_class()(config, dataset).to(config["device"])
+            self.model = self.recbole_class()(config, dataset).to(config["device"])
             trainer = compat.make_trainer(config, self.model, self.ctx.work_dir / "log_tensorboard")
             try:
                 self._train(trainer, train_data, valid)
@@ -279,7 +288,7 @@ class RecBoleMethod(Method):
         self._index_vocabulary()
         config = self._config(self.ctx.work_dir / "recbole")
         vocabulary = _SavedVocabulary(len(self.item_order) + 1, len(self.user_tokens) + 1)
-        self.model = self._model_class()(config, vocabulary).to(config["device"])
+        self.model = self.recbole_class()(config, vocabulary).to(config["device"])
         weights = torch.load(folder / "model.pt", map_location=config["device"], weights_only=True)
         self.model.load_state_dict(weights)
 
@@ -291,18 +300,21 @@ class RecBoleMethod(Method):
     def record_extra(self) -> dict[str, Any]:
         return {
             "recbole_model": self.recbole_model, "best_epoch": self.best_epoch, "epochs_trained": len(self.curve),
-            "user_ids": "per user" if self.personal else "shared", "max_len": self.max_len, "valid_curve": self.curve,
+            "user_ids": "per user" if self.personal else "shared", "max_len": self.max_len,
+            "dropped_empty_history_windows": self.dropped_empty, "valid_curve": self.curve,
         }
 
     # ------------------------------------------------------------------ helpers
 
-    def _model_class(self) -> type:
+    @classmethod
+    def recbole_class(cls) -> type:
+        """The RecBole model class (imported here: RecBole is too heavy for module level)."""
         from harness import compat
 
         compat.import_recbole()
         import recbole.model.sequential_recommender as models
 
-        return getattr(models, self.recbole_model)
+        return getattr(models, cls.recbole_model)
 
     def _config(self, data_dir: Path) -> Any:
         import torch
@@ -310,7 +322,7 @@ class RecBoleMethod(Method):
         from harness import compat
 
         settings = recbole_config_dict(self.params, data_dir, self.ctx.work_dir, self.max_len, self.ctx.seed)
-        config = compat.make_config(self._model_class(), ATOMIC_NAME, settings)
+        config = compat.make_config(self.recbole_class(), ATOMIC_NAME, settings)
         config["device"] = torch.device(self.ctx.device)
         return config
 

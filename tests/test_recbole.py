@@ -149,3 +149,48 @@ def test_recbole_config_ignores_argv_and_keeps_cuda_visible_devices(monkeypatch,
     config = compat.make_config(SASRec, "windows", settings)
     assert config["learning_rate"] == 0.001 and config["epochs"] != 1
     assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+
+
+def fit_directly(name: str, data, split_spec, tmp_path: Path, edit_train=None, edit_valid=None):
+    """One epoch of `name` on a split of `data`, without the runner; returns (method, test set)."""
+    from harness.protocol import CandidateSpec, freeze_candidates, make_split
+    from methods.base import METHODS, RunContext
+
+    split = make_split(data, split_spec, 0)
+    cands = freeze_candidates(data, split, split_spec, CandidateSpec(), 0, tmp_path / "candidates")
+    ctx = RunContext(seed=0, device="cpu", work_dir=tmp_path / "work", n_items=data.n_items, titles=data.titles,
+                     dataset=data.name)
+    cls = METHODS.get(name).obj
+    method = cls(ctx, **{**cls.defaults, **FAST, "epochs": 1})
+    train, valid = split.train, cands.valid
+    method.fit(edit_train(train) if edit_train else train, edit_valid(valid) if edit_valid else valid)
+    return method, cands.test
+
+
+def test_published_split_user_ids_and_windows_without_history(synthetic, tmp_path):
+    """Published splits (LLaRA's LastFM) come as windows with user -1, some with an empty history."""
+    from dataclasses import replace
+
+    from harness.data import Sample
+    from harness.protocol import SplitSpec
+
+    def as_published(train):
+        return [Sample(-1, s.history, s.target) for s in train] + [Sample(-1, (), s.target) for s in train[:50]]
+
+    method, test = fit_directly(
+        "gru4rec", synthetic, SplitSpec("llara"), tmp_path, as_published,
+        lambda valid: replace(valid, users=np.full(len(valid), -1)),
+    )
+    extra = method.record_extra()
+    assert extra["dropped_empty_history_windows"] == 50 and extra["user_ids"] == "shared"
+    empty = replace(test, histories=[()] * len(test))
+    assert np.isfinite(method.score(empty)).all()  # an empty history is encoded as one padding item
+
+
+def test_caser_uses_user_ids_when_held_out_users_have_training_windows(synthetic, tmp_path):
+    from harness.protocol import SplitSpec
+
+    method, test = fit_directly("caser", synthetic, SplitSpec("loo"), tmp_path)
+    assert method.record_extra()["user_ids"] == "per user"
+    via_embeddings = (method.encode(test.histories, test.users) @ method.item_embeddings().T).double().numpy()
+    np.testing.assert_allclose(via_embeddings, method.score_all(test), rtol=1e-5, atol=1e-5)
