@@ -80,19 +80,21 @@ def test_failed_method_is_recorded_and_others_complete(tmp_path, llara_dir):
     assert "0 run(s) written, 1 skipped (already recorded), 1 failed" in again.stdout  # failures are retried
 
 
-@pytest.mark.parametrize("methods", ["pop,random"])
-def test_same_seed_same_bytes_and_metrics_across_processes(tmp_path, methods):
+@pytest.mark.parametrize("methods, dataset", [("pop,random", "ml-100k"), ("sasrec", "synthetic")])
+def test_same_seed_same_bytes_and_metrics_across_processes(tmp_path, methods, dataset):
     runs = []
     for i in range(2):
         out = tmp_path / f"r{i}"
-        subprocess.run(RUN[:2] + ["--methods", methods, "--seeds", "5", "--out", str(out)], check=True, capture_output=True)
+        subprocess.run(RUN[:2] + ["--methods", methods, "--dataset", dataset, "--seeds", "5", "--out", str(out)],
+                       check=True, capture_output=True)
         runs.append(out)
     files = [sorted(o.glob("candidates/*.tsv")) for o in runs]
     assert [f.read_bytes() for f in files[0]] == [f.read_bytes() for f in files[1]]
     metrics = [{r["method"]: r["metrics"] for r in RecordStore(o).load_all()} for o in runs]
     assert metrics[0] == metrics[1]
     other = tmp_path / "r-other"
-    subprocess.run(RUN[:2] + ["--methods", methods, "--seeds", "6", "--out", str(other)], check=True, capture_output=True)
+    subprocess.run(RUN[:2] + ["--methods", methods, "--dataset", dataset, "--seeds", "6", "--out", str(other)],
+                   check=True, capture_output=True)
     assert next(other.glob("candidates/*.tsv")).read_bytes() != files[0][0].read_bytes()
 
 

@@ -83,7 +83,13 @@ class LLMMethod(Method):
 
     @classmethod
     def resolve(cls, params: dict[str, Any]) -> dict[str, Any]:
-        return resolve_settings(params)
+        settings = resolve_settings(params)
+        llm = str(settings["llm"])
+        if llm != "smollm2" and not (Path(llm).expanduser() / "config.json").exists():
+            # Checked before any run starts, so a mistyped path is a one-line error, not a failed run.
+            raise UserError(f"{cls.__name__.lower()}: llm={llm!r} is not 'smollm2' and not a local Hugging Face "
+                            f"model folder (no config.json there)")
+        return settings
 
     @classmethod
     def plan(cls, params: dict[str, Any]) -> str | None:

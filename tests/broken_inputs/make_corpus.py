@@ -92,6 +92,12 @@ cli("min-above-max-history", ["--min-history", "20"], "--min-history must be wit
 cli("bad-set-syntax", ["--set", "pop=1"], "expected METHOD.PARAM=VALUE")
 cli("unknown-parameter", ["--set", "pop.alpha=1"], "has no parameter 'alpha'")
 cli("bad-device", ["--device", "tpu"], "--device must be auto, cpu or cuda")
+cli("llm-unknown-profile", ["--methods", "ilora", "--set", "ilora.profile=fast"], "unknown LLM profile 'fast'")
+d = root / "llm-path-not-a-model"
+d.mkdir(parents=True)
+(d / "README.txt").write_text("not a model\n")
+cases["llm-path-not-a-model"] = {"args": ["--methods", "tallrec", "--set", "tallrec.llm={dir}"],
+                                 "expect": "is not 'smollm2' and not a local Hugging Face model folder"}
 
 for name, case in cases.items():
     d = root / name
