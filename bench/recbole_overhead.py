@@ -12,7 +12,7 @@ number of epochs in this one process:
 - RecBole: Config -> create_dataset -> data_preparation -> model -> `Trainer.fit(train, valid,
   saved=False)`, which evaluates on the same validation samples (full ranking) after every
   epoch; its wall time divided by the epochs.
-Setup (reading the files, building the model) is outside both timings. Both sides run in every
+Setup (reading the files, building the model) and an untimed warm-up are outside both timings. Both sides run in every
 round, in alternating order (adapter first, then RecBole first, ...), so that neither order nor a
 change in machine load favours one side; the table shows medians over rounds. The issue's bar: ratio <= 1.05.
 
@@ -78,19 +78,19 @@ def recbole_epoch_seconds(method, params: dict, work_dir: Path) -> float:
 def side_by_side(session: Session, name: str, params: dict, rounds: int, tmp: Path) -> tuple[list[float], list[float]]:
     """Seconds per epoch of each side, one value per round; the side that goes first alternates.
 
-    RecBole always reads the files written by the first adapter run (every run writes the same).
+    An untimed one-epoch adapter run first writes the atomic files that RecBole reads in every
+    round (every adapter run writes the same) and pays the process's one-time costs, which
+    would otherwise land on whichever side runs first.
     """
+    _, warm_up = adapter_epoch_seconds(session, name, {**params, "epochs": 1}, tmp / f"{name}-warm-up")
     ours: list[float] = []
     theirs: list[float] = []
-    first = None
     for r in range(rounds):
         for side in ("adapter", "recbole") if r % 2 == 0 else ("recbole", "adapter"):
             if side == "adapter":
-                seconds, method = adapter_epoch_seconds(session, name, params, tmp / f"{name}-adapter-{r}")
-                ours.append(seconds)
-                first = first or method
+                ours.append(adapter_epoch_seconds(session, name, params, tmp / f"{name}-adapter-{r}")[0])
             else:
-                theirs.append(recbole_epoch_seconds(first, params, tmp / f"{name}-recbole-{r}"))
+                theirs.append(recbole_epoch_seconds(warm_up, params, tmp / f"{name}-recbole-{r}"))
         print(f"  {name} round {r}: adapter {ours[-1]:.2f} s/epoch, RecBole {theirs[-1]:.2f} s/epoch", flush=True)
     return ours, theirs
 
