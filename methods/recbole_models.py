@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -48,6 +49,7 @@ from methods.base import METHODS, Method, RunContext
 if TYPE_CHECKING:
     import torch
 
+log = logging.getLogger("ilora_bench")
 ATOMIC_NAME = "windows"  # RecBole data set name; never "ml-100k", which RecBole maps to its own copy
 SHARED_USER = "shared"
 SAVE_FORMAT = "ilora-bench recbole v1"
@@ -192,6 +194,10 @@ class RecBoleMethod(Method):
                 "epoch": epoch, "loss": round(float(loss), 4), "HR@1": key[0], "NDCG@5": round(key[1], 6),
                 "seconds": round(time.perf_counter() - t0, 3),
             })
+            log.info(
+                "%s epoch %d: loss %.4f, valid HR@1 %.4f, NDCG@5 %.4f (%.1f s)",
+                self.recbole_model, epoch, loss, key[0], key[1], self.curve[-1]["seconds"],
+            )
             if key > best_key:
                 best_key, best_state, stale, self.best_epoch = key, copy.deepcopy(self.model.state_dict()), 0, epoch
             else:
