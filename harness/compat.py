@@ -12,6 +12,9 @@ Not needed, by design:
   plain state_dict.
 - recbole.quick_start imports ray.tune, which fails on numpy 2 / new setuptools: we use
   recbole.config / data / model / trainer directly.
+- RecBole's `init_logger` writes ./log/: never called (its messages go to the root logger,
+  see quiet_recbole). Its `saved/` folder is the Config's checkpoint_dir, set under the run's
+  work folder by the adapter.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from harness.runner import RunPlan, Session, run_benchmark
 
 MODELS = ("gru4rec", "caser", "sasrec")
 # Short training for tests: a higher learning rate than the ml-100k defaults, a few epochs.
-FAST = {"learning_rate": 0.01, "epochs": 4, "stopping_step": 4, "train_batch_size": 128}
+FAST = {"learning_rate": 0.01, "train_batch_size": 128, "epochs": 4, "stopping_step": 4}
 
 
 def plan(out: Path, **kw) -> RunPlan:
