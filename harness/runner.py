@@ -208,10 +208,14 @@ class Session:
 
     def config(self, name: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
         _, cands = self.prepare(seed)
-        return {
+        config = {
             "data": self.data.fingerprint(), "split": asdict(self.split_spec), "candidates": cands.key,
             "method": name, "params": params, "seed": seed,
         }
+        if self.orders and METHODS.get(name).obj.order_sensitive:
+            # Only where it changes the record (extra orders scored), so records without stay valid.
+            config["orders"] = self.orders
+        return config
 
     def context(self, name: str, seed: int, work_dir: Path, report: Any = None) -> RunContext:
         return RunContext(

@@ -39,6 +39,17 @@ def test_position_bias_table(tmp_path: Path):
     assert float(first_bucket.split()[0]) > 0 and all(c.startswith("0.0000") for c in later)
 
 
+def test_rerun_with_orders_is_not_skipped_and_counts_once(tmp_path: Path):
+    run_benchmark(RunPlan(dataset="synthetic", methods="toy-first", seeds=[0], out=tmp_path, device="cpu", orders=0))
+    summary = run_benchmark(RunPlan(dataset="synthetic", methods="toy-first", seeds=[0], out=tmp_path, device="cpu", orders=2))
+    assert len(summary.written) == 1 and not summary.skipped  # --orders changes what is recorded
+    store = RecordStore(tmp_path)
+    assert len(store.load_all()) == 2
+    [section] = collect(store.load_all(), store.samples)
+    [row] = section.rows
+    assert len(row.runs) == 1 and len(row.runs[0]["position"]["orders"]) == 2  # the record with the orders
+
+
 def test_expert_usage_table_and_heatmap(tmp_path: Path):
     import numpy as np
 

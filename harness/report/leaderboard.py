@@ -101,6 +101,19 @@ def _cell(values: list[float]) -> str:
     return f"{np.mean(values):.4f} ± {np.std(values, ddof=1):.4f}"
 
 
+def _one_per_seed(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per (method, parameters, seed): runs that differ only in --orders share those,
+    and counting both would weigh that seed twice. The one with more position orders wins, then
+    the later one."""
+    best: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for r in records:
+        key = (r["method"], config_hash(r["params"]), r["seed"])
+        rank = (len((r.get("position") or {}).get("orders", [])), r.get("started_at", ""))
+        if key not in best or rank > (len((best[key].get("position") or {}).get("orders", [])), best[key].get("started_at", "")):
+            best[key] = r
+    return list(best.values())
+
+
 def collect(records: list[dict[str, Any]], load_samples: Callable[[dict[str, Any]], list[dict[str, Any]]]) -> list[Section]:
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
@@ -110,7 +123,7 @@ def collect(records: list[dict[str, Any]], load_samples: Callable[[dict[str, Any
         group = grouped[label]
         ok = [r for r in group if r["status"] == "ok"]
         by_params: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for r in ok:
+        for r in _one_per_seed(ok):
             by_params[(r["method"], config_hash(r["params"]))].append(r)
         variants = defaultdict(set)
         for method, phash in by_params:
