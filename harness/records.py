@@ -67,6 +67,8 @@ def hardware(device: str) -> dict[str, Any]:
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "device": device,
     }
+    if "torch" in sys.modules:
+        info["torch_threads"] = sys.modules["torch"].get_num_threads()
     if device.startswith("cuda") and "torch" in sys.modules:
         import torch
 

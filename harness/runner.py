@@ -55,6 +55,7 @@ class RunPlan:
     # 0 on a CPU, where each order costs an LLM method another ~4 minutes of scoring.
     orders: int | None = None
     tuned: bool = False  # use each method's best parameters from its Optuna study
+    threads: int = 0  # torch intra-op CPU threads; 0 leaves torch's default (one per core)
     storage: str | None = None  # Optuna storage for --tuned (default sqlite:///<out>/optuna.db)
     command: str = field(default_factory=lambda: shlex.join(["python", *sys.argv]))
 
@@ -167,6 +168,11 @@ class Session:
 
     def __init__(self, plan: RunPlan) -> None:
         self.plan = plan
+        if plan.threads:
+            import torch
+
+            # Two torch processes each using every core slow each other 5-10x; --threads 1 avoids it.
+            torch.set_num_threads(plan.threads)
         self.device = resolve_device(plan.device)
         self.data = load_dataset(plan.dataset, trust_pickle=plan.trust_pickle)
         self.split_spec = SplitSpec(plan.split or self.data.default_split, plan.max_history, plan.min_history)

@@ -61,3 +61,12 @@ def test_run_records_resume_and_leaderboard(tmp_path):
     assert rebuilt.returncode == 0 and (tmp_path / "leaderboard.md").read_text() == board
     # nothing third-party leaked into the working folder
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["candidates", "leaderboard.md", "plots", "runs"]
+
+
+def test_threads_option_sets_torch_threads_and_is_recorded(tmp_path):
+    out = run_cli("--methods", "pop", "--dataset", "synthetic", "--threads", "1", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    [record] = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "synthetic").glob("pop/*.json")]
+    assert record["hardware"]["torch_threads"] == 1
+    bad = run_cli("--methods", "pop", "--threads", "-1", "--out", str(tmp_path))
+    assert bad.returncode == 2 and "expected a non-negative integer, got -1" in bad.stderr
