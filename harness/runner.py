@@ -377,10 +377,16 @@ def run_benchmark(plan: RunPlan) -> RunSummary:
     if plan.tuned:
         session.use_tuned(names)
     log.info("data set %s: %s", session.data.name, session.data.statistics())
+    estimates = []
     for e in entries:
-        line = e.obj.plan(session.params_for(e.name))
+        params = session.params_for(e.name)
+        line = e.obj.plan(params)
         if line:
             log.info("plan: %s %s", e.name, line)
+        estimates.append(e.obj.estimate_minutes(params))
+    if session.device == "cpu" and None not in estimates:
+        log.info("plan: %d run(s); roughly %.0f min in all on 2 idle CPU cores at ml-100k's size (runs already "
+                 "recorded are skipped)", len(entries) * len(plan.seeds), sum(estimates) * len(plan.seeds))
     log.info("writing run records under %s", session.store.runs)
     summary = RunSummary()
     jobs = [(seed, name) for seed in plan.seeds for name in names]

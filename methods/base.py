@@ -78,6 +78,12 @@ class Method:
         return None
 
     @classmethod
+    def estimate_minutes(cls, params: dict[str, Any]) -> float | None:
+        """Rough minutes of one run on ml-100k on 2 idle CPU cores, for the total logged up front;
+        0 for methods that take seconds, None when unknown (e.g. a GPU-sized budget)."""
+        return 0.0
+
+    @classmethod
     def search_space(cls, trial: Any) -> dict[str, Any]:
         """Parameters suggested from an Optuna trial; empty when there is nothing to tune."""
         return {}

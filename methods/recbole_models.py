@@ -127,6 +127,8 @@ class RecBoleMethod(Method):
     """The adapter the three models share; a subclass names its RecBole model and its parameters."""
 
     recbole_model: ClassVar[str]  # class name in recbole.model.sequential_recommender
+    # Fit to early stop on ml-100k, 2 idle cores (bench/recbole_train_time.py, in README); for the plan line.
+    cpu_minutes: ClassVar[float]
     reusable = True
     # Caser's activations turn denormal on CPU and slow it down 4x (see harness.compat.flush_denormal).
     flush_denormals: ClassVar[bool] = False
@@ -137,6 +139,15 @@ class RecBoleMethod(Method):
         self.curve: list[dict[str, float]] = []
         self.best_epoch = -1
         self.dropped_empty = 0
+
+    @classmethod
+    def estimate_minutes(cls, params: dict[str, Any]) -> float | None:
+        return cls.cpu_minutes
+
+    @classmethod
+    def plan(cls, params: dict[str, Any]) -> str | None:
+        return (f"RecBole's {cls.recbole_model} on every training window, at most {params['epochs']} epochs, stopping "
+                f"after {params['stopping_step']} without a better validation HR@1; ~{cls.cpu_minutes:g} min on 2 CPU cores")
 
     # ------------------------------------------------------------------ training
 
@@ -360,6 +371,7 @@ class RecBoleMethod(Method):
 @METHODS.register("gru4rec", "GRU4Rec (Hidasi et al. 2016) trained by RecBole, cross-entropy over all items")
 class GRU4RecMethod(RecBoleMethod):
     recbole_model = "GRU4Rec"
+    cpu_minutes = 1
     defaults: ClassVar[dict[str, Any]] = {
         **TRAINING_DEFAULTS, "embedding_size": 64, "hidden_size": 128, "num_layers": 1, "dropout_prob": 0.3,
     }
@@ -378,6 +390,7 @@ class GRU4RecMethod(RecBoleMethod):
 @METHODS.register("caser", "Caser (Tang & Wang 2018) trained by RecBole, cross-entropy over all items")
 class CaserMethod(RecBoleMethod):
     recbole_model = "Caser"
+    cpu_minutes = 1.5
     flush_denormals = True
     defaults: ClassVar[dict[str, Any]] = {
         **TRAINING_DEFAULTS, "embedding_size": 64, "nh": 8, "nv": 4, "dropout_prob": 0.4, "reg_weight": 1e-4,
@@ -401,6 +414,7 @@ class CaserMethod(RecBoleMethod):
 @METHODS.register("sasrec", "SASRec (Kang & McAuley 2018) trained by RecBole, cross-entropy over all items")
 class SASRecMethod(RecBoleMethod):
     recbole_model = "SASRec"
+    cpu_minutes = 2
     defaults: ClassVar[dict[str, Any]] = {
         **TRAINING_DEFAULTS, "hidden_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2,
         "hidden_dropout_prob": 0.5, "attn_dropout_prob": 0.5,

@@ -132,3 +132,21 @@ def test_real_smollm2_loads_offline_and_trains(tmp_path, monkeypatch):
     scores, _ = likelihood(rec, [(0, 1, 2)], np.array([[3, 4, 5, 6]]), 1)
     assert np.isfinite(scores).all() and scores.shape == (1, 4)
     assert len(generate(rec, [(0, 1, 2)], np.array([[3, 4, 5, 6]]), 1, 4)) == 1
+
+
+def test_plan_says_what_trains_and_roughly_how_long(caplog, tmp_path):
+    import logging
+
+    from harness.runner import RunPlan, run_benchmark
+    from methods.base import METHODS
+    from methods.llm.methods import SCORE_MINUTES_CPU, TRAIN_SECONDS_PER_SAMPLE_CPU
+
+    tallrec, sasrec = METHODS.get("tallrec").obj, METHODS.get("sasrec").obj
+    params = tallrec.resolve(dict(tallrec.defaults))
+    assert tallrec.estimate_minutes(params) == pytest.approx(160 * TRAIN_SECONDS_PER_SAMPLE_CPU / 60 + SCORE_MINUTES_CPU)
+    assert tallrec.estimate_minutes({**params, "train_samples": 0}) is None  # every window: no CPU estimate
+    assert "160 sampled training windows x 1 epoch(s)" in tallrec.plan(params)
+    assert "at most 20 epochs" in sasrec.plan(sasrec.resolve(dict(sasrec.defaults)))
+    with caplog.at_level(logging.INFO, logger="ilora_bench"):
+        run_benchmark(RunPlan(dataset="synthetic", methods="pop,random", seeds=[0, 1], out=tmp_path, device="cpu"))
+    assert "plan: 4 run(s); roughly 0 min in all" in caplog.text

@@ -92,6 +92,15 @@ class LLMMethod(Method):
         return settings
 
     @classmethod
+    def estimate_minutes(cls, params: dict[str, Any]) -> float | None:
+        s = resolve_settings(params)
+        if not cls.trains:
+            return SCORE_MINUTES_CPU
+        if not s["train_samples"]:
+            return None  # every window: a GPU-sized budget
+        return s["train_samples"] * s["epochs"] * TRAIN_SECONDS_PER_SAMPLE_CPU / 60 + SCORE_MINUTES_CPU
+
+    @classmethod
     def plan(cls, params: dict[str, Any]) -> str | None:
         s = resolve_settings(params)
         scoring = (f"scores the test set by greedy generation (<= {s['max_new_tokens']} new tokens) and by "
