@@ -56,6 +56,7 @@ class RunPlan:
     orders: int | None = None
     tuned: bool = False  # use each method's best parameters from its Optuna study
     threads: int = 0  # torch intra-op CPU threads; 0 leaves torch's default (one per core)
+    profile: str | None = None  # budget profile for every method that takes one (the LLM family); --set wins
     storage: str | None = None  # Optuna storage for --tuned (default sqlite:///<out>/optuna.db)
     command: str = field(default_factory=lambda: shlex.join(["python", *sys.argv]))
 
@@ -198,7 +199,8 @@ class Session:
         cls = METHODS.get(name).obj
         if name in self.tuned:
             return cls.resolve(dict(self.tuned[name][0]))
-        return cls.resolve({**cls.defaults, **self.plan.params.get(name, {})})
+        profile = {"profile": self.plan.profile} if self.plan.profile and "profile" in cls.defaults else {}
+        return cls.resolve({**cls.defaults, **profile, **self.plan.params.get(name, {})})
 
     def use_tuned(self, names: list[str]) -> None:
         """Take each method's best parameters from its study; methods without one keep their defaults."""
@@ -224,10 +226,20 @@ class Session:
         return config
 
     def context(self, name: str, seed: int, work_dir: Path, report: Any = None) -> RunContext:
-        return RunContext(
+        ctx = RunContext(
             seed=seed, device=self.device, work_dir=work_dir, n_items=self.data.n_items, titles=self.data.titles,
-            dataset=self.data.name, report=report, require=lambda other: self.require(other, seed),
+            dataset=self.data.name, report=report,
         )
+
+        def require(other: str) -> Method:
+            t0 = time.perf_counter()
+            try:
+                return self.require(other, seed)
+            finally:
+                ctx.required_seconds += time.perf_counter() - t0
+
+        ctx.require = require
+        return ctx
 
     def run(self, name: str, seed: int, params: dict[str, Any] | None = None, force: bool = False) -> tuple[str, Path]:
         """Run and record one (method, parameters, seed); returns ("ok"|"failed"|"skipped", record path)."""
@@ -322,16 +334,19 @@ class Session:
         samples, method = None, None
         try:
             with PeakMemory() as mem:
-                method = cls(self.context(name, seed, self.work_dir(name, seed)), **params)
+                ctx = self.context(name, seed, self.work_dir(name, seed))
+                method = cls(ctx, **params)
                 t0 = time.perf_counter()
                 method.fit(split.train, cands.valid)
                 t1 = time.perf_counter()
+                required = ctx.required_seconds
                 test_metrics, samples = evaluate_method(method, cands.test)
                 t2 = time.perf_counter()
                 if cls.order_sensitive and self.orders:
                     record["position"] = self._position_bias(method, cands, seed, samples)
             record.update(
-                status="ok", metrics={"test": test_metrics}, fit_seconds=round(t1 - t0, 3),
+                status="ok", metrics={"test": test_metrics}, fit_seconds=round(t1 - t0 - required, 3),
+                required_seconds=round(required, 3),
                 score_seconds=round(t2 - t1, 3), peak_rss_mb=round(mem.peak / 2**20, 1),
                 trainable_parameters=int(method.trainable_parameters()), extra=method.record_extra(),
             )
@@ -357,7 +372,9 @@ def _headline(test: dict[str, dict[str, float]]) -> str:
 def run_benchmark(plan: RunPlan) -> RunSummary:
     from harness.report.leaderboard import write_leaderboard
 
-    entries = METHODS.resolve_list(plan.methods)
+    # Methods that others can require (trained ID models) run first, so that an LLaRA/iLoRA run
+    # reuses the SASRec of this very list instead of training it inside its own fit time.
+    entries = sorted(METHODS.resolve_list(plan.methods), key=lambda e: not e.obj.reusable)
     names = [e.name for e in entries]
     for name in plan.params:
         if name not in names:
@@ -373,6 +390,8 @@ def run_benchmark(plan: RunPlan) -> RunSummary:
     for s in plan.seeds:
         if s >= 2**32:
             raise UserError(f"--seeds: seed {s} outside 0..2^32-1")
+    if plan.profile and not any("profile" in e.obj.defaults for e in entries):
+        raise UserError(f"--profile {plan.profile}: none of --methods {plan.methods} takes a profile (the LLM methods do)")
     session = Session(plan)
     if plan.tuned:
         session.use_tuned(names)

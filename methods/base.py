@@ -35,6 +35,8 @@ class RunContext:
     # require("sasrec") -> that method trained on this very split and seed, reused from its run
     # record and saved state when they exist, trained (and recorded) first otherwise.
     require: Callable[[str], "Method"] | None = None
+    # Seconds spent inside require(): training a required SASRec is recorded apart from fit time.
+    required_seconds: float = 0.0
 
 
 class Method:

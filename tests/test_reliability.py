@@ -105,3 +105,18 @@ def test_record_has_what_is_needed_to_repeat_it(tmp_path):
     for key in ("command", "config", "params", "seed", "versions", "hardware", "candidates", "git_commit"):
         assert key in record
     assert "--seeds 0" in record["command"] and record["config"]["split"]["scheme"] == "llara"
+
+
+def test_required_methods_run_first_and_their_training_is_not_the_callers_fit_time(tmp_path):
+    import tests.toy_methods  # noqa: F401
+    from harness.records import RecordStore
+    from harness.runner import RunPlan, run_benchmark
+
+    summary = run_benchmark(RunPlan(dataset="synthetic", methods="toy-needs,toy-markov", out=tmp_path / "a", device="cpu"))
+    assert [p.parent.name for p in summary.written] == ["toy-markov", "toy-needs"]  # reusable methods first
+    alone = run_benchmark(RunPlan(dataset="synthetic", methods="toy-needs", out=tmp_path / "b", device="cpu"))
+    assert [p.parent.name for p in alone.written] == ["toy-needs"]
+    records = {r["method"]: r for r in RecordStore(tmp_path / "b").load_all()}
+    assert records["toy-markov"]["status"] == "ok"  # trained (and recorded) on demand
+    needs = records["toy-needs"]
+    assert needs["required_seconds"] > 0 and needs["fit_seconds"] < needs["required_seconds"]

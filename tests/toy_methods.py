@@ -41,6 +41,15 @@ if "toy-markov" not in METHODS.names():
                     value = metrics(ranks_from_scores(self.score(valid), valid.target_index))["HR@1"]
                     self.ctx.report(epoch, value)
 
+        reusable = True  # so that toy-needs can require it
+
+        def save(self, folder):
+            np.savez(folder / "toy.npz", trans=self.trans, pop=self.pop)
+
+        def load(self, folder):
+            saved = np.load(folder / "toy.npz")
+            self.trans, self.pop = saved["trans"], saved["pop"]
+
         def score(self, samples):
             last = np.array([h[-1] for h in samples.histories])
             scores = self.trans[last[:, None], samples.candidates] + self.pop[samples.candidates] / self.params["smoothing"]
@@ -56,3 +65,13 @@ if "toy-first" not in METHODS.names():
         def choose(self, samples):
             return np.zeros(len(samples), dtype=int), [f"item {c}" for c in samples.candidates[:, 0]]
 
+
+if "toy-needs" not in METHODS.names():
+
+    @METHODS.register("toy-needs", "test only: requires toy-markov trained on the same split, as llara requires sasrec")
+    class ToyNeeds(Method):
+        def fit(self, train, valid):
+            self.base = self.ctx.require("toy-markov")
+
+        def score(self, samples):
+            return self.base.score(samples)
