@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--set", dest="sets", action="append", default=[], metavar="METHOD.PARAM=VALUE", help="override a parameter")
     common.add_argument("--trust-pickle", action="store_true", help="allow unpickling files that are not known upstream files")
     common.add_argument("--storage", default=None, help="Optuna storage: sqlite:///file.db (default results/optuna.db), journal:PATH, or an RDB URL")
+    common.add_argument("--profile", default=None,
+                        help="budget of the LLM methods: cpu (their default), cpu-long or paper; --set METHOD.profile wins")
     common.add_argument("--threads", type=_non_negative_int, default=0,
                         help="torch CPU threads (default 0: torch's choice, one per core); 1 when another job shares the cores")
     common.add_argument("-v", "--verbose", action="store_true")
@@ -148,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             dataset=args.dataset, methods=args.methods, out=args.out, device=args.device, split=args.split,
             max_history=args.max_history, min_history=args.min_history, negatives=args.negatives, exclude=args.exclude,
             trust_pickle=args.trust_pickle, params=_parse_sets(args.sets), storage=args.storage, threads=args.threads,
+            profile=args.profile,
         )
         if args.command == "tune":
             from harness.tuning import TunePlan, tune

@@ -70,3 +70,18 @@ def test_threads_option_sets_torch_threads_and_is_recorded(tmp_path):
     assert record["hardware"]["torch_threads"] == 1
     bad = run_cli("--methods", "pop", "--threads", "-1", "--out", str(tmp_path))
     assert bad.returncode == 2 and "expected a non-negative integer, got -1" in bad.stderr
+
+
+def test_profile_option_reaches_llm_methods_and_set_wins(tmp_path):
+    from harness.runner import RunPlan, Session
+
+    session = Session(RunPlan(dataset="synthetic", out=tmp_path, device="cpu", profile="cpu-long",
+                              params={"llara": {"profile": "paper"}}))
+    assert session.params_for("tallrec")["profile"] == "cpu-long"
+    assert session.params_for("tallrec")["train_samples"] == 1600  # the profile's values are filled in
+    assert session.params_for("llara")["profile"] == "paper"  # --set METHOD.profile wins
+    assert "profile" not in session.params_for("sasrec")
+    out = run_cli("--methods", "pop", "--dataset", "synthetic", "--profile", "paper", "--out", str(tmp_path))
+    assert out.returncode == 2 and "none of --methods pop takes a profile" in out.stderr
+    out = run_cli("--methods", "tallrec", "--dataset", "synthetic", "--profile", "fast", "--out", str(tmp_path))
+    assert out.returncode == 2 and "unknown LLM profile 'fast'; known: cpu, cpu-long, paper" in out.stderr

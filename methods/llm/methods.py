@@ -37,6 +37,12 @@ PROFILES: dict[str, dict[str, Any]] = {
         "train_samples": 160, "epochs": 1, "batch_size": 4, "grad_accum": 2, "lr": 5e-4,
         "validate": False, "max_new_tokens": 32, "score_batch": 4,
     },
+    # Issue 8's longer CPU budget (<= 3 h for --methods all on ml-100k, 2 cores): 10x the windows of
+    # `cpu`, twice its learning rate (bench/llm_levers.py measured what more windows and steps buy).
+    "cpu-long": {
+        "train_samples": 1600, "epochs": 1, "batch_size": 4, "grad_accum": 2, "lr": 1e-3,
+        "validate": False, "max_new_tokens": 32, "score_batch": 4,
+    },
     "paper": {
         "train_samples": 0, "epochs": 5, "batch_size": 8, "grad_accum": 16, "lr": 5e-4,
         "validate": True, "max_new_tokens": 64, "score_batch": 16,
