@@ -7,6 +7,7 @@ still run; the caller's exit status says something failed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shlex
@@ -121,12 +122,18 @@ class PeakMemory:
             return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+@functools.cache
 def git_commit() -> str | None:
+    """The commit this process's code came from, read once (a commit made while a long run goes on
+    must not be claimed by its later records); "+dirty" when tracked code differs from it."""
+    root = Path(__file__).resolve().parents[1]
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=5
-        )
-        return out.stdout.strip() or None
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=root, timeout=5)
+        commit = out.stdout.strip()
+        if not commit:
+            return None
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", ".", ":(exclude)results"], cwd=root, timeout=5)
+        return commit + ("+dirty" if dirty.returncode == 1 else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -169,6 +176,7 @@ class Session:
 
     def __init__(self, plan: RunPlan) -> None:
         self.plan = plan
+        git_commit()  # read now, at the start of the run
         if plan.threads:
             import torch
 

@@ -105,6 +105,9 @@ def test_record_has_what_is_needed_to_repeat_it(tmp_path):
     for key in ("command", "config", "params", "seed", "versions", "hardware", "candidates", "git_commit"):
         assert key in record
     assert "--seeds 0" in record["command"] and record["config"]["split"]["scheme"] == "llara"
+    import re
+
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", record["git_commit"])  # read once, at the run's start
 
 
 def test_required_methods_run_first_and_their_training_is_not_the_callers_fit_time(tmp_path):
