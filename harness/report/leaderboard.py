@@ -314,8 +314,13 @@ def _position_rows(section: Section) -> tuple[list[str], list[list[str]]]:
     return headers, table
 
 
-def render_markdown(sections: list[Section], figures: dict[str, str] | None = None) -> str:
+Usage = tuple[list[str], list[list[str]], list[tuple[str, np.ndarray]]]
+
+
+def render_markdown(sections: list[Section], figures: dict[str, str] | None = None,
+                    usage: dict[str, Usage] | None = None) -> str:
     figures = figures or {}
+    usage = usage if usage is not None else {s.label: expert_usage(s) for s in sections}
     out = [HEADER]
     if not sections:
         out.append("\nNo run records yet: run `python run_bench.py --methods all`.\n")
@@ -336,10 +341,10 @@ def render_markdown(sections: list[Section], figures: dict[str, str] | None = No
             out.append(tabulate(position, headers=headers, tablefmt="github", disable_numparse=True) + "\n")
         if s.label in figures:
             out.append(f"\n![test HR@1 with 95% intervals]({figures[s.label]})\n")
-        headers, usage, _ = expert_usage(s)
-        if usage:
+        headers, table, _ = usage[s.label]
+        if table:
             out.append("\nExpert usage (iLoRA's gate on the test users; clusters: k-means on their SASRec representation):\n\n")
-            out.append(tabulate(usage, headers=headers, tablefmt="github", disable_numparse=True) + "\n")
+            out.append(tabulate(table, headers=headers, tablefmt="github", disable_numparse=True) + "\n")
             if f"experts:{s.label}" in figures:
                 out.append(f"\n![expert usage]({figures[f'experts:{s.label}']})\n")
         out.append(f"\nSeeds: {', '.join(map(str, s.seeds))}. Commands that produced these records:\n")
@@ -378,7 +383,7 @@ def render_table(sections: list[Section], fmt: str) -> str:
     return tabulate(rows, headers=headers, tablefmt="latex_booktabs", disable_numparse=True) + "\n"
 
 
-def write_figures(sections: list[Section], root: Path) -> dict[str, str]:
+def write_figures(sections: list[Section], root: Path, usage: dict[str, Usage]) -> dict[str, str]:
     """PNGs under <root>/plots, returned as section label (or "tuning") -> path relative to root."""
     from harness.report import plots
 
@@ -387,8 +392,7 @@ def write_figures(sections: list[Section], root: Path) -> dict[str, str]:
         path = plots.plot_hr1(s, root / "plots")
         if path is not None:
             figures[s.label] = path.relative_to(root).as_posix()
-        _, _, heat = expert_usage(s)
-        path = plots.plot_experts(s, heat, root / "plots")
+        path = plots.plot_experts(s, usage[s.label][2], root / "plots")
         if path is not None:
             figures[f"experts:{s.label}"] = path.relative_to(root).as_posix()
     tuning = plots.plot_tuning(_tuning_curves(root), root / "plots" / "tuning.png")
@@ -425,9 +429,10 @@ def write_leaderboard(store: RecordStore, fmt: str = "md") -> Path:
     with open(store.root / ".leaderboard.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if the process dies
         sections = collect(store.load_all(), store.samples)
-        figures = write_figures(sections, store.root)
+        usage = {s.label: expert_usage(s) for s in sections}  # once: the table and the heat-map share it
+        figures = write_figures(sections, store.root, usage)
         path = store.root / "leaderboard.md"
-        atomic_write_text(path, render_markdown(sections, figures))
+        atomic_write_text(path, render_markdown(sections, figures, usage))
         if fmt != "md":
             path = store.root / f"leaderboard.{'tex' if fmt == 'latex' else 'csv'}"
             atomic_write_text(path, render_table(sections, fmt))
