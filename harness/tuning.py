@@ -14,7 +14,7 @@ import math
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from harness.errors import UserError
 from harness.records import atomic_write_text
@@ -212,15 +212,21 @@ def best_params(plan: TunePlan, session: Session, method: str) -> tuple[dict[str
     return params, info
 
 
+def studies(storage: Any) -> Iterator[Any]:
+    """Every study in the storage, by name: what tuning.md and the leaderboard's tuning plot show."""
+    import optuna
+
+    for s in sorted(optuna.get_all_study_summaries(storage=storage), key=lambda s: s.study_name):
+        yield optuna.load_study(study_name=s.study_name, storage=storage)
+
+
 def write_summary(out: Path, storage: Any, label: str) -> Path:
     """results/tuning.md: every study in the storage, for the leaderboard folder."""
-    import optuna
     from tabulate import tabulate
 
     rows = []
-    for s in sorted(optuna.get_all_study_summaries(storage=storage), key=lambda s: s.study_name):
-        study = optuna.load_study(study_name=s.study_name, storage=storage)
-        info = summarise(study, s.study_name.rsplit(".", 1)[-1])
+    for study in studies(storage):
+        info = summarise(study, study.study_name.rsplit(".", 1)[-1])
         best = "" if info["best_value"] is None else f"{info['best_value']:.4f}"
         params = "" if info["best_params"] is None else ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(info["best_params"].items()))
         rows.append([info["study"], best, params, info["complete"], info["pruned"], info["failed"]])

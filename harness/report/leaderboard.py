@@ -409,13 +409,11 @@ def _tuning_curves(root: Path) -> list[tuple[str, list[float]]]:
     import optuna
     from optuna.trial import TrialState
 
+    from harness.tuning import studies
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = f"sqlite:///{db}"
-    curves = []
-    for summary in sorted(optuna.get_all_study_summaries(storage=storage), key=lambda s: s.study_name):
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
-        curves.append((summary.study_name, [t.value for t in study.trials if t.state == TrialState.COMPLETE]))
-    return curves
+    return [(study.study_name, [t.value for t in study.trials if t.state == TrialState.COMPLETE])
+            for study in studies(f"sqlite:///{db}")]
 
 
 def write_leaderboard(store: RecordStore, fmt: str = "md") -> Path:
