@@ -30,6 +30,11 @@ def test_study_is_at_least_as_good_as_defaults(tmp_path):
     study = load(p)
     assert study.trials[0].params == {"smoothing": 30.0, "invert": False}  # trial 0 = defaults
     assert (tmp_path / "tuning.md").read_text().count("toy-markov") == 1
+    from harness.records import RecordStore
+    from harness.report.leaderboard import write_leaderboard
+
+    board = write_leaderboard(RecordStore(tmp_path)).read_text()  # the same studies feed the tuning plot
+    assert "## Tuning" in board and (tmp_path / "plots" / "tuning.png").stat().st_size > 1000
 
 
 def test_pruner_prunes_a_planted_bad_configuration(tmp_path):
