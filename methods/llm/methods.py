@@ -11,7 +11,8 @@ training loop and one pair of scorers; they differ only in their `Design`:
 
 Profiles: parameters left at None take the value of the chosen `profile` (`resolve`, so run
 records show the values used and their hash changes with the preset). "cpu" (default) is a
-smoke-scale budget that keeps `--methods all` on ml-100k under 30 minutes on 2 cores; "paper"
+smoke-scale budget that keeps `--methods all` on ml-100k under 30 minutes on 2 cores (24 min
+measured); "cpu-long" takes 10x its windows for a ~2-hour run (issue 8); "paper"
 carries upstream's GPU settings (5 epochs over every training window, effective batch 128,
 warm-up 1/20 then cosine to lr/100, validation each epoch for model selection).
 """
