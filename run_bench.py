@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--storage", default=None, help="Optuna storage: sqlite:///file.db (default results/optuna.db), journal:PATH, or an RDB URL")
     common.add_argument("--profile", default=None,
                         help="budget of the LLM methods: cpu (their default), cpu-long or paper; --set METHOD.profile wins")
+    common.add_argument("--llm", default=None,
+                        help="backbone of the LLM methods: smollm2 (default) or a local Hugging Face model folder")
     common.add_argument("--threads", type=_non_negative_int, default=0,
                         help="torch CPU threads (default 0: torch's choice, one per core); 1 when another job shares the cores")
     common.add_argument("-v", "--verbose", action="store_true")
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             dataset=args.dataset, methods=args.methods, out=args.out, device=args.device, split=args.split,
             max_history=args.max_history, min_history=args.min_history, negatives=args.negatives, exclude=args.exclude,
             trust_pickle=args.trust_pickle, params=_parse_sets(args.sets), storage=args.storage, threads=args.threads,
-            profile=args.profile,
+            shared={k: v for k, v in (("profile", args.profile), ("llm", args.llm)) if v is not None},
         )
         if args.command == "tune":
             from harness.tuning import TunePlan, tune

@@ -57,7 +57,8 @@ class RunPlan:
     orders: int | None = None
     tuned: bool = False  # use each method's best parameters from its Optuna study
     threads: int = 0  # torch intra-op CPU threads; 0 leaves torch's default (one per core)
-    profile: str | None = None  # budget profile for every method that takes one (the LLM family); --set wins
+    # Parameters for every method that has them (--profile, --llm: the LLM family); --set METHOD.P wins.
+    shared: dict[str, Any] = field(default_factory=dict)
     storage: str | None = None  # Optuna storage for --tuned (default sqlite:///<out>/optuna.db)
     command: str = field(default_factory=lambda: shlex.join(["python", *sys.argv]))
 
@@ -207,8 +208,8 @@ class Session:
         cls = METHODS.get(name).obj
         if name in self.tuned:
             return cls.resolve(dict(self.tuned[name][0]))
-        profile = {"profile": self.plan.profile} if self.plan.profile and "profile" in cls.defaults else {}
-        return cls.resolve({**cls.defaults, **profile, **self.plan.params.get(name, {})})
+        shared = {k: v for k, v in self.plan.shared.items() if k in cls.defaults}
+        return cls.resolve({**cls.defaults, **shared, **self.plan.params.get(name, {})})
 
     def use_tuned(self, names: list[str]) -> None:
         """Take each method's best parameters from its study; methods without one keep their defaults."""
@@ -398,15 +399,17 @@ def run_benchmark(plan: RunPlan) -> RunSummary:
     for s in plan.seeds:
         if s >= 2**32:
             raise UserError(f"--seeds: seed {s} outside 0..2^32-1")
-    if plan.profile and not any("profile" in e.obj.defaults for e in entries):
-        raise UserError(f"--profile {plan.profile}: none of --methods {plan.methods} takes a profile (the LLM methods do)")
+    for key, value in plan.shared.items():
+        if not any(key in e.obj.defaults for e in entries):
+            raise UserError(f"--{key} {value}: none of --methods {plan.methods} takes a {key} (the LLM methods do)")
     session = Session(plan)
     if plan.tuned:
         session.use_tuned(names)
+    resolved = {e.name: session.params_for(e.name) for e in entries}  # a bad value fails here, before any output
     log.info("data set %s: %s", session.data.name, session.data.statistics())
     estimates = []
     for e in entries:
-        params = session.params_for(e.name)
+        params = resolved[e.name]
         line = e.obj.plan(params)
         if line:
             log.info("plan: %s %s", e.name, line)

