@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,8 +52,8 @@ def install_wheels(folder: Path) -> None:
     sys.path.insert(0, str(target))
 
 
-def preflight(args: argparse.Namespace) -> tuple[object, str]:
-    """Everything the run needs, checked before any training: one line per missing thing."""
+def preflight(args: argparse.Namespace) -> str:
+    """Everything the run needs but the data, checked before any work; returns the card's name."""
     try:
         import torch
     except ImportError:
@@ -66,31 +67,36 @@ def preflight(args: argparse.Namespace) -> tuple[object, str]:
         except ImportError as e:
             fail(f"cannot import {module} ({why}): {e}; pass its wheel in --wheels DIR")
     from harness.errors import UserError
+    from methods.llm.backbone import resolve_llm
 
     try:
-        from methods.llm.backbone import resolve_llm
-
         resolve_llm(args.llm)
-        from harness.data import load_dataset
-
-        data = load_dataset(args.dataset)
     except UserError as e:
         fail(str(e))
-    return data, torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
+    return torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
 
 
-def seconds_per_window(llm: str, dataset: str, out: Path, device: str) -> float:
-    """Measured: one LoRA micro-batch of BATCH real training prompts, forward + backward, bf16."""
+def open_session(args: argparse.Namespace, out: Path) -> Any:
+    """The run's data set, split and candidates, loaded once for sizing (a bad --dataset: exit 2)."""
+    from harness.errors import UserError
     from harness.runner import RunPlan, Session
+
+    try:
+        return Session(RunPlan(dataset=args.dataset, out=out, device=args.device))
+    except UserError as e:
+        fail(str(e))
+
+
+def seconds_per_window(session: Any, llm: str, seed: int) -> float:
+    """Measured: one LoRA micro-batch of BATCH real training prompts, forward + backward, bf16."""
     from methods.llm.adapters import LoraSpec
     from methods.llm.prompts import domain_for
     from methods.llm.recommender import Design, LLMRecommender
     from methods.llm.training import estimate_step_seconds, training_items
 
-    session = Session(RunPlan(dataset=dataset, out=out, device=device))
-    split, cands = session.prepare(0)
-    items = training_items(split.train, session.data.n_items, cands.valid.candidates.shape[1], BATCH, 0)
-    rec = LLMRecommender(llm, device, session.data.titles, domain_for(session.data.name), Design(lora=LoraSpec()))
+    split, cands = session.prepare(seed)
+    items = training_items(split.train, session.data.n_items, cands.valid.candidates.shape[1], BATCH, seed)
+    rec = LLMRecommender(llm, session.device, session.data.titles, domain_for(session.data.name), Design(lora=LoraSpec()))
     times = [estimate_step_seconds(rec, items, BATCH) for _ in range(4)]
     del rec
     return min(times[1:]) / BATCH  # the first includes CUDA warm-up
@@ -109,13 +115,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.wheels:
         install_wheels(args.wheels)
-    data, card = preflight(args)
+    card = preflight(args)
     out = args.out or ROOT / "results" / "gpu" / card.replace(" ", "-")
-    from harness.protocol import SplitSpec, make_split
-
-    windows = len(make_split(data, SplitSpec(data.default_split), args.seed).train)
+    session = open_session(args, out)
     t0 = time.perf_counter()
-    per_window = seconds_per_window(args.llm, args.dataset, out, args.device)
+    windows = len(session.prepare(args.seed)[0].train)
+    per_window = seconds_per_window(session, args.llm, args.seed)
     budget = args.minutes * 60 * (1 - SCORING_SHARE) - (time.perf_counter() - t0)
     affordable = int(budget / (per_window * args.epochs * len(LLM_METHODS)))
     train_samples = 0 if affordable >= windows else max(BATCH * ACCUM, affordable)

@@ -91,11 +91,11 @@ def run_setting(session: Session, name: str, seed: int) -> dict[str, Any]:
     method.fit(split.train, cands.valid)
     train_minutes = (time.perf_counter() - t0) / 60
     t1 = time.perf_counter()
+    extra = method.record_extra()
     row: dict[str, Any] = {
         "setting": name, "method": method_name, "overrides": overrides, "note": note, "seed": seed,
-        "train_samples": method.record_extra().get("train_samples"), "steps": method.record_extra().get("train_steps"),
-        "train_min": round(train_minutes, 1),
-        "loss_first": method.record_extra().get("loss_first"), "loss_last": method.record_extra().get("loss_last"),
+        "train_samples": extra.get("train_samples"), "steps": extra.get("train_steps"), "train_min": round(train_minutes, 1),
+        "loss_first": extra.get("loss_first"), "loss_last": extra.get("loss_last"),
         "valid_hr1": hr1(method.score(cands.valid), cands.valid.target_index),
         "test_hr1": hr1(method.score(cands.test), cands.test.target_index),
     }

@@ -67,12 +67,11 @@ def hardware(device: str) -> dict[str, Any]:
         "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "device": device,
     }
-    if "torch" in sys.modules:
-        info["torch_threads"] = sys.modules["torch"].get_num_threads()
-    if device.startswith("cuda") and "torch" in sys.modules:
-        import torch
-
-        info["gpu"] = torch.cuda.get_device_name(0)
+    torch = sys.modules.get("torch")  # only when a method already imported it
+    if torch is not None:
+        info["torch_threads"] = torch.get_num_threads()
+        if device.startswith("cuda"):
+            info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 

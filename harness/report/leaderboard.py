@@ -105,11 +105,13 @@ def _one_per_seed(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One record per (method, parameters, seed): runs that differ only in --orders share those,
     and counting both would weigh that seed twice. The one with more position orders wins, then
     the later one."""
+    def preference(r: dict[str, Any]) -> tuple[int, str]:
+        return len((r.get("position") or {}).get("orders", [])), r.get("started_at", "")
+
     best: dict[tuple[str, str, int], dict[str, Any]] = {}
     for r in records:
         key = (r["method"], config_hash(r["params"]), r["seed"])
-        rank = (len((r.get("position") or {}).get("orders", [])), r.get("started_at", ""))
-        if key not in best or rank > (len((best[key].get("position") or {}).get("orders", [])), best[key].get("started_at", "")):
+        if key not in best or preference(r) > preference(best[key]):
             best[key] = r
     return list(best.values())
 

@@ -56,6 +56,13 @@ TRAIN_SECONDS_PER_SAMPLE_CPU = 1.3
 SCORE_MINUTES_CPU = 3
 
 
+def _train_minutes_cpu(settings: dict[str, Any]) -> float | None:
+    """Training minutes on 2 CPU cores with SmolLM2; None when it trains every window (no CPU budget)."""
+    if not settings["train_samples"]:
+        return None
+    return settings["train_samples"] * settings["epochs"] * TRAIN_SECONDS_PER_SAMPLE_CPU / 60
+
+
 def resolve_settings(params: dict[str, Any]) -> dict[str, Any]:
     """Parameters with None replaced by the chosen profile's value."""
     profile = params["profile"]
@@ -100,12 +107,10 @@ class LLMMethod(Method):
 
     @classmethod
     def estimate_minutes(cls, params: dict[str, Any]) -> float | None:
-        s = resolve_settings(params)
         if not cls.trains:
             return SCORE_MINUTES_CPU
-        if not s["train_samples"]:
-            return None  # every window: a GPU-sized budget
-        return s["train_samples"] * s["epochs"] * TRAIN_SECONDS_PER_SAMPLE_CPU / 60 + SCORE_MINUTES_CPU
+        minutes = _train_minutes_cpu(resolve_settings(params))
+        return None if minutes is None else minutes + SCORE_MINUTES_CPU  # None: every window, a GPU-sized budget
 
     @classmethod
     def plan(cls, params: dict[str, Any]) -> str | None:
@@ -115,9 +120,9 @@ class LLMMethod(Method):
         if not cls.trains:
             return f"on {s['llm']}: {scoring}; ~{SCORE_MINUTES_CPU} min on 2 CPU cores with SmolLM2"
         budget = "every training window" if not s["train_samples"] else f"{s['train_samples']} sampled training windows"
-        minutes = (s["train_samples"] or 0) * s["epochs"] * TRAIN_SECONDS_PER_SAMPLE_CPU / 60
-        estimate = f"~{minutes:.0f} min training + ~{SCORE_MINUTES_CPU} min scoring on 2 CPU cores with SmolLM2" if minutes else \
-            "a GPU-sized budget"
+        minutes = _train_minutes_cpu(s)
+        estimate = "a GPU-sized budget" if minutes is None else \
+            f"~{minutes:.0f} min training + ~{SCORE_MINUTES_CPU} min scoring on 2 CPU cores with SmolLM2"
         return (f"on {s['llm']} (profile {s['profile']}): trains {budget} x {s['epochs']} epoch(s), batch "
                 f"{s['batch_size']} x {s['grad_accum']} accumulated, then {scoring}; {estimate}")
 
