@@ -145,3 +145,55 @@ def test_batched_generation_equals_one_by_one(tiny_llm):
     _perturb_b(rec)
     hist, cands = _samples(3)
     assert generate(rec, hist, cands, 3, 6) == generate(rec, hist, cands, 1, 6)
+
+
+def _items(n: int, seed: int = 0):
+    from methods.llm.training import TrainItem
+
+    hist, cands = _samples(n, 6, seed)
+    return [TrainItem(h, tuple(int(x) for x in c), int(c[0])) for h, c in zip(hist, cands)]
+
+
+def _nan_on_calls(rec, monkeypatch, calls: set[int]) -> None:
+    """Make rec.forward return NaN logits on the given (0-based) calls."""
+    forward, count = rec.forward, [0]
+
+    def patched(*args, **kwargs):
+        out, gate = forward(*args, **kwargs)
+        if count[0] in calls:
+            out.logits = out.logits * float("nan")
+        count[0] += 1
+        return out, gate
+
+    monkeypatch.setattr(rec, "forward", patched)
+
+
+def test_a_non_finite_step_is_skipped_and_named(tiny_llm, monkeypatch):
+    from methods.llm.training import TrainConfig, train
+
+    rec = _rec(tiny_llm)
+    _nan_on_calls(rec, monkeypatch, {2})  # batch size 2, no accumulation: call k is step k + 1
+    before = {k: v.detach().clone() for k, v in rec.trainable().items()}
+    log = train(rec, _items(80), TrainConfig(epochs=1, batch_size=2, grad_accum=1, lr=1e-3))
+    assert log.skipped == [3] and len(log.losses) == 39 and all(np.isfinite(log.losses))
+    assert all(torch.isfinite(p).all() for p in rec.trainable().values())
+    assert any(not torch.equal(before[k], p) for k, p in rec.trainable().items())
+
+
+def test_too_many_non_finite_steps_fail_with_the_steps(tiny_llm, monkeypatch):
+    from methods.llm.training import TrainConfig, train
+
+    rec = _rec(tiny_llm)
+    _nan_on_calls(rec, monkeypatch, {0, 1, 2})
+    with pytest.raises(FloatingPointError, match=r"non-finite loss nan at optimiser step 2 of 5.*\[1, 2\]\), more than 5%"):
+        train(rec, _items(10), TrainConfig(epochs=1, batch_size=2, grad_accum=1, lr=1e-3))
+
+
+def test_likelihood_names_the_samples_with_non_finite_scores(tiny_llm, monkeypatch):
+    from methods.llm.scoring import likelihood
+
+    rec = _rec(tiny_llm)
+    _nan_on_calls(rec, monkeypatch, {1})
+    hist, cands = _samples(4)
+    with pytest.raises(FloatingPointError, match=r"after the prompt pass of samples 2\.\.3"):
+        likelihood(rec, hist, cands, 2)

@@ -47,6 +47,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "paper": {
         "train_samples": 0, "epochs": 5, "batch_size": 8, "grad_accum": 16, "lr": 5e-4,
         "validate": True, "max_new_tokens": 64, "score_batch": 16,
+        "max_grad_norm": 1.0,  # TALLRec trains with HF Trainer, whose default clips at 1.0; the CPU profiles do not clip
     },
 }
 
@@ -208,6 +209,7 @@ class LLMMethod(Method):
         cfg = TrainConfig(
             epochs=s["epochs"], batch_size=s["batch_size"], grad_accum=s["grad_accum"], lr=s["lr"],
             router_lr_scale=s.get("router_lr_scale", 0.3), curriculum=rec.design.hybrid, seed=self.ctx.seed,
+            max_grad_norm=PROFILES[s["profile"]].get("max_grad_norm"),
         )
         micro = -(-len(items) // cfg.batch_size)
         steps = -(-micro // cfg.grad_accum) * cfg.epochs
@@ -245,7 +247,7 @@ class LLMMethod(Method):
         self._extra.update(
             train_samples=len(items), train_steps=len(losses), train_seconds=round(time.perf_counter() - t0, 1),
             loss_first=round(losses[0], 4) if losses else None, loss_last=round(losses[-1], 4) if losses else None,
-            losses=[round(x, 4) for x in losses], valid_hr1_curve=curve, best_epoch=best["epoch"],
+            losses=[round(x, 4) for x in losses], skipped_steps=trained.skipped, valid_hr1_curve=curve, best_epoch=best["epoch"],
             adapter=str(Path(self.ctx.work_dir) / "adapter"),
             hybrid_steps="".join("h" if h else "t" for h in trained.hybrid) if rec.design.hybrid else None,
         )

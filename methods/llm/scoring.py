@@ -48,7 +48,13 @@ def likelihood(
         cache.batch_repeat_interleave(c)
         rec.set_gate(None if gate is None else gate.repeat_interleave(c, dim=0))
         next_logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1).repeat_interleave(c, dim=0)
+        if not torch.isfinite(next_logp).all():
+            raise FloatingPointError(f"likelihood: non-finite log-probabilities after the prompt pass of samples "
+                                     f"{start}..{start + b - 1} (the prompt, not the candidate titles)")
         total = _continuations(rec, cache, batch.attention_mask.repeat_interleave(c, dim=0), next_logp, conts)
+        if not torch.isfinite(total).all():
+            raise FloatingPointError(f"likelihood: non-finite candidate scores in the continuation pass of samples "
+                                     f"{start}..{start + b - 1}")
         scores[start : start + b] = total.view(b, c).double().cpu().numpy()
     return scores, (np.concatenate(gates) if gates else None)
 
