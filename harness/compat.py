@@ -166,3 +166,23 @@ def kv_cache_argument() -> str:
     from transformers.models.llama.modeling_llama import LlamaModel
 
     return "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"
+
+
+@contextlib.contextmanager
+def training_attention(device: str) -> Iterator[None]:
+    """Attention kernels for an LLM training forward pass (its backward runs the same kernel).
+
+    PyTorch's memory-efficient SDPA kernel, the one CUDA picks for a batch with an attention mask
+    (every left-padded batch), can return NaN gradients with a finite forward and loss (open as
+    pytorch/pytorch#178251). Seen here with torch 2.11.0+cu130 on an H100 in bf16: tallrec, llara
+    and ilora all had a NaN gradient norm at the same optimiser step, 40 of 92, with losses ~0.79.
+    On CUDA the training forward may therefore use flash attention (unpadded batches, no mask) or
+    the math kernel only. Not yet run on a GPU with this in place. CPU kernels are left as they are.
+    """
+    if not device.startswith("cuda"):
+        yield
+        return
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]):
+        yield

@@ -197,3 +197,15 @@ def test_likelihood_names_the_samples_with_non_finite_scores(tiny_llm, monkeypat
     hist, cands = _samples(4)
     with pytest.raises(FloatingPointError, match=r"after the prompt pass of samples 2\.\.3"):
         likelihood(rec, hist, cands, 2)
+
+
+def test_training_attention_keeps_cuda_off_the_memory_efficient_kernel():
+    from harness.compat import training_attention
+
+    before = (torch.backends.cuda.mem_efficient_sdp_enabled(), torch.backends.cuda.math_sdp_enabled())
+    with training_attention("cpu"):
+        assert (torch.backends.cuda.mem_efficient_sdp_enabled(), torch.backends.cuda.math_sdp_enabled()) == before
+    with training_attention("cuda:0"):
+        assert not torch.backends.cuda.mem_efficient_sdp_enabled()
+        assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.math_sdp_enabled()
+    assert (torch.backends.cuda.mem_efficient_sdp_enabled(), torch.backends.cuda.math_sdp_enabled()) == before

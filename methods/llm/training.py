@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from harness.compat import training_attention
 from harness.data import Sample
 from methods.llm.batches import length_buckets
 from methods.llm.recommender import LLMRecommender
@@ -113,7 +114,8 @@ def train(
             step_loss, bad = 0.0, ""
             for idx in group:
                 batch = rec.collate([rec.encode(items[i].history, items[i].candidates, hybrid, items[i].target) for i in idx])
-                out, _ = rec.forward(batch, [items[i].history for i in idx])
+                with training_attention(rec.device):
+                    out, _ = rec.forward(batch, [items[i].history for i in idx])
                 logits = out.logits[:, :-1].float()
                 labels = batch.labels[:, 1:]
                 loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
@@ -160,7 +162,8 @@ def estimate_step_seconds(rec: LLMRecommender, items: list[TrainItem], batch_siz
     batch = rec.collate([rec.encode(it.history, it.candidates, False, it.target) for it in sample])
     rec.train(True)
     t0 = time.perf_counter()
-    out, _ = rec.forward(batch, [it.history for it in sample])
+    with training_attention(rec.device):
+        out, _ = rec.forward(batch, [it.history for it in sample])
     logits = out.logits[:, :-1].float()
     torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels[:, 1:].reshape(-1)).backward()
     seconds = time.perf_counter() - t0
