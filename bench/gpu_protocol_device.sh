@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Second of two device calls for bench/gpu_protocol.py on a lent GPU that reaches no registry and
-# takes at most 64 MiB per call (results/gpu/README.md says how the folder CARRY is made):
+# takes at most 64 MiB per call; `bash bench/gpu_prepare_carry.sh` makes .gpu (CARRY1) and .gpu3 (CARRY2):
 #   call 1: mkdir -p /tmp/m && cp CARRY1/smol.part.aa /tmp/m/    (first half of the 98 MB GGUF), and
 #           python3 -m pip install -q --no-index --no-deps --target /tmp/site CARRY1/whl/*.whl
 #           (binary wheels for the machine's Python, e.g. pandas 2.x: the image has pandas 3, which RecBole 1.2.1 fails on)
