@@ -51,9 +51,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 
-# Measured on 2 idle CPU cores, SmolLM2-135M, ml-100k prompts (~200 tokens): a LoRA micro-batch of 4
-# (forward + backward) takes ~5 s; scoring 95 test samples both ways ~2-3 min. For the plan line only.
-TRAIN_SECONDS_PER_SAMPLE_CPU = 1.3
+# Measured on 2 idle CPU cores, SmolLM2-135M, ml-100k prompts (~200 tokens): llara under cpu-long
+# trained 1600 windows in 2340 s (1.46 s each); scoring 95 test samples both ways ~3 min. For the plan line only.
+TRAIN_SECONDS_PER_SAMPLE_CPU = 1.46
 SCORE_MINUTES_CPU = 3
 
 
