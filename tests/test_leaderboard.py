@@ -66,3 +66,24 @@ def test_expert_usage_table_and_heatmap(tmp_path: Path):
     assert table[1][3:] == ["0.700", "0.100", "0.100", "0.100"] and table[2][6] == "0.700"
     path = plot_experts(section, heat, tmp_path)
     assert path.exists() and path.stat().st_size > 1000
+
+
+def test_named_pairs_face_the_floors_within_one_llm_profile():
+    from harness.report.leaderboard import Row, Section, _compare
+
+    outcomes = {("c", i): 1 + (i % 3) for i in range(30)}
+
+    def row(method: str, mode: str, profile: str | None = None) -> Row:
+        params = {} if profile is None else {"profile": profile}
+        return Row(f"{method} {profile} ({mode})", method, mode, [{"params": params}], dict(outcomes))
+
+    rows = [row("pop", "rank"), row("tallrec", "likelihood", "cpu"), row("tallrec", "likelihood", "cpu-long"),
+            row("llm-zeroshot", "likelihood", "cpu"), row("llm-zeroshot", "likelihood", "cpu-long")]
+    section = Section("s", "d", rows, [], [], [0], [])
+    _compare(section)
+    assert {(c.a.label, c.b.label) for c in section.named} == {
+        ("tallrec cpu (likelihood)", "llm-zeroshot cpu (likelihood)"),
+        ("tallrec cpu-long (likelihood)", "llm-zeroshot cpu-long (likelihood)"),
+        ("tallrec cpu (likelihood)", "pop None (rank)"),
+        ("tallrec cpu-long (likelihood)", "pop None (rank)"),
+    }
