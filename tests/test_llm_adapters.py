@@ -168,14 +168,21 @@ def _nan_on_calls(rec, monkeypatch, calls: set[int]) -> None:
     monkeypatch.setattr(rec, "forward", patched)
 
 
-def test_a_non_finite_step_is_skipped_and_named(tiny_llm, monkeypatch):
+def test_a_non_finite_step_is_skipped_and_named(tiny_llm, monkeypatch, caplog):
+    import logging
+
     from methods.llm.training import TrainConfig, train
 
     rec = _rec(tiny_llm)
     _nan_on_calls(rec, monkeypatch, {2})  # batch size 2, no accumulation: call k is step k + 1
     before = {k: v.detach().clone() for k, v in rec.trainable().items()}
-    log = train(rec, _items(80), TrainConfig(epochs=1, batch_size=2, grad_accum=1, lr=1e-3))
+    with caplog.at_level(logging.INFO, logger="ilora_bench"):
+        log = train(rec, _items(80), TrainConfig(epochs=1, batch_size=2, grad_accum=1, lr=1e-3))
     assert log.skipped == [3] and len(log.losses) == 39 and all(np.isfinite(log.losses))
+    assert "non-finite loss nan at optimiser step 3 of 40, epoch 1" in caplog.text
+    # no terminal under pytest, so no tqdm bar: a progress line every tenth of the steps instead
+    progress = [m.split(",")[0] for m in caplog.messages if m.startswith("train step")]
+    assert progress == [f"train step {k}/40" for k in range(4, 41, 4)]
     assert all(torch.isfinite(p).all() for p in rec.trainable().values())
     assert any(not torch.equal(before[k], p) for k, p in rec.trainable().items())
 

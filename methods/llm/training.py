@@ -102,6 +102,9 @@ def train(
     trace = TrainLog([], [])
     step = 0
     progress = tqdm(total=total, desc="train", unit="step", disable=None)
+    # No terminal (a nohup'd or piped run): tqdm draws nothing, so log a line every tenth of the steps.
+    every = max(1, total // 10) if progress.disable else 0
+    t_start = time.perf_counter()
     for epoch in range(cfg.epochs):
         rec.train(True)
         batches = length_buckets(lengths, cfg.batch_size, rng)
@@ -138,6 +141,10 @@ def train(
             step += 1
             progress.update(1)
             progress.set_postfix_str(f"loss {step_loss:.3f} epoch {epoch + 1} hybrid {int(hybrid)}")
+            if every and (step % every == 0 or step == total):
+                elapsed = time.perf_counter() - t_start
+                log.info("train step %d/%d, loss %.3f, %.1f min so far, ~%.1f min left", step, total, step_loss,
+                         elapsed / 60, elapsed / step * (total - step) / 60)
         if after_epoch is not None:
             after_epoch(epoch)
     progress.close()
