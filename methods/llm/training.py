@@ -116,12 +116,7 @@ def train(
                 g["lr"] = base * factor
             step_loss, bad = 0.0, ""
             for idx in group:
-                batch = rec.collate([rec.encode(items[i].history, items[i].candidates, hybrid, items[i].target) for i in idx])
-                with training_attention(rec.device):
-                    out, _ = rec.forward(batch, [items[i].history for i in idx])
-                logits = out.logits[:, :-1].float()
-                labels = batch.labels[:, 1:]
-                loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+                loss = answer_loss(rec, [items[i] for i in idx], hybrid)
                 if not torch.isfinite(loss):
                     bad = f"loss {loss.item()}"
                     break
@@ -162,17 +157,22 @@ def _skip(trace: TrainLog, step: int, total: int, epoch: int, what: str, lr: flo
     log.warning("non-finite %s at %s: step skipped", what, where)
 
 
+def answer_loss(rec: LLMRecommender, items: list[TrainItem], hybrid: bool) -> torch.Tensor:
+    """Mean cross-entropy over the answer tokens of one micro-batch (the forward pass included)."""
+    batch = rec.collate([rec.encode(it.history, it.candidates, hybrid, it.target) for it in items])
+    with training_attention(rec.device):
+        out, _ = rec.forward(batch, [it.history for it in items])
+    logits = out.logits[:, :-1].float()
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels[:, 1:].reshape(-1),
+                                             ignore_index=-100)
+
+
 def estimate_step_seconds(rec: LLMRecommender, items: list[TrainItem], batch_size: int) -> float:
     """Seconds for one micro-batch forward + backward on this machine (measured once, then
     the gradients are dropped), for the up-front time estimate."""
-    sample = items[:batch_size]
-    batch = rec.collate([rec.encode(it.history, it.candidates, False, it.target) for it in sample])
     rec.train(True)
     t0 = time.perf_counter()
-    with training_attention(rec.device):
-        out, _ = rec.forward(batch, [it.history for it in sample])
-    logits = out.logits[:, :-1].float()
-    torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels[:, 1:].reshape(-1)).backward()
+    answer_loss(rec, items[:batch_size], False).backward()
     seconds = time.perf_counter() - t0
     for p in rec.trainable().values():
         p.grad = None
