@@ -2,13 +2,17 @@
 """Which settings make the LLM methods learn on a CPU? (issue 8's levers table)
 
     python bench/llm_levers.py [--only NAME ...] [--log results/levers/ml-100k.jsonl]
+    python bench/llm_levers.py --probe-saved --probe-runs cpu-long    # train_hr1 of saved adapters
 
 Each named setting below is one (method, parameter overrides) pair: it is trained exactly as
 `run_bench.py` would train it (same Session, split, frozen candidates, SASRec artifact), then
 scored by likelihood on the frozen VALIDATION and TEST candidates of seed 0. Generation is
 skipped (it costs as much again and ranks no better here). For hybrid methods the table also shows
 the projector's output norm next to the backbone's mean token-embedding norm, and HR@1 with the
-item tokens zeroed, which says whether the model uses them at all.
+item tokens zeroed, which says whether the model uses them at all. `train_hr1` is HR@1 on the first
+TRAIN_PROBE of the windows the model was trained on, with their training candidates: if it is no
+better than test HR@1 the model has not even fitted what it saw (an optimisation problem, not a
+generalisation one).
 
 Every finished setting is appended to the log as one JSON line, so a killed run resumes where it
 stopped and the table can be reprinted (`--table-only`). Rows are printed in the order of SETTINGS.
@@ -38,6 +42,10 @@ from harness.runner import RunPlan, Session  # noqa: E402
 ATTENTION = "q_proj,k_proj,v_proj,o_proj"
 
 # name -> (method, overrides, note). The cpu profile is 160 windows, 1 epoch, 4 x 2, lr 5e-4.
+# An override named in KNOBS is not a method parameter (adding one would change the hash of every
+# committed record); it is set on the method's resolved settings, which `_train` reads.
+KNOBS = {"curriculum"}
+TRAIN_PROBE = 95  # training windows scored for train_hr1 (as many as the test set has)
 SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "tallrec-cpu": ("tallrec", {}, "the cpu profile as shipped"),
     "llara-cpu": ("llara", {}, "the cpu profile as shipped"),
@@ -48,6 +56,13 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "tallrec-480": ("tallrec", {"train_samples": 480, "lr": 1e-3, "grad_accum": 1}, "as llara-480 without item tokens"),
     "ilora-480": ("ilora", {"train_samples": 480, "lr": 1e-3, "grad_accum": 1}, "as llara-480 with 4 gated experts"),
     "llara-960": ("llara", {"train_samples": 960, "lr": 1e-3, "grad_accum": 1}, "6x the windows, 240 steps"),
+    "llara-160x4": ("llara", {"lr": 1e-3, "grad_accum": 1, "epochs": 4},
+                    "the cpu windows seen 4 times, 160 steps: can it fit what it saw?"),
+    "llara-480-hybrid": ("llara", {"train_samples": 480, "lr": 1e-3, "grad_accum": 1, "curriculum": False},
+                         "as llara-480, item tokens in every step (no text-first curriculum)"),
+    "llara-480-r32": ("llara", {"train_samples": 480, "lr": 1e-3, "grad_accum": 1, "lora_r": 32, "lora_alpha": 64},
+                      "as llara-480, LoRA rank 32"),
+    "llara-480-lr3e-3": ("llara", {"train_samples": 480, "lr": 3e-3, "grad_accum": 1}, "as llara-480, 3x the learning rate"),
 }
 
 
@@ -79,13 +94,19 @@ def zeroed_slots_hr1(method: Any, test: Any) -> float:
         rec.extra["projector"] = projector
 
 
+def build(session: Session, method_name: str, overrides: dict[str, Any], seed: int, work_dir: Path) -> tuple[Any, dict[str, Any]]:
+    """The method as `run_bench.py` would build it, plus the bench-only KNOBS; and its parameters."""
+    cls = METHODS.get(method_name).obj
+    params = cls.resolve({**cls.defaults, **{k: v for k, v in overrides.items() if k not in KNOBS}})
+    method = cls(session.context(method_name, seed, work_dir), **params)
+    method.settings.update({k: v for k, v in overrides.items() if k in KNOBS})
+    return method, params
+
+
 def run_setting(session: Session, name: str, seed: int) -> dict[str, Any]:
     method_name, overrides, note = SETTINGS[name]
-    cls = METHODS.get(method_name).obj
-    params = cls.resolve({**cls.defaults, **overrides})
     split, cands = session.prepare(seed)
-    work_dir = session.plan.out / "work" / "levers" / name
-    method = cls(session.context(method_name, seed, work_dir), **params)
+    method, params = build(session, method_name, overrides, seed, session.plan.out / "work" / "levers" / name)
     session.require("sasrec", seed)  # trained (or loaded) before the clock starts, as in a real run
     t0 = time.perf_counter()
     method.fit(split.train, cands.valid)
@@ -99,6 +120,8 @@ def run_setting(session: Session, name: str, seed: int) -> dict[str, Any]:
         "valid_hr1": hr1(method.score(cands.valid), cands.valid.target_index),
         "test_hr1": hr1(method.score(cands.test), cands.test.target_index),
     }
+    probe = train_probe(split.train, cands.test, params, seed, session)
+    row["train_hr1"] = hr1(method.score(probe), probe.target_index)
     row["score_min"] = round((time.perf_counter() - t1) / 60, 1)
     if method.design().hybrid:
         row.update(projector_norms(method.recommender()))
@@ -106,26 +129,77 @@ def run_setting(session: Session, name: str, seed: int) -> dict[str, Any]:
     return row
 
 
-def print_table(rows: list[dict[str, Any]], reference: dict[str, float]) -> None:
+def probe_saved(session: Session, method_name: str, overrides: dict[str, Any], seed: int, folder: Path) -> dict[str, float]:
+    """train_hr1 of an adapter trained earlier (a lever row from before the column, or a
+    run_bench.py run), and its test HR@1 again, which must match the recorded one."""
+    split, cands = session.prepare(seed)
+    method, params = build(session, method_name, overrides, seed, folder.parent)
+    method.recommender().load(folder)
+    probe = train_probe(split.train, cands.test, params, seed, session)
+    return {"train_hr1": hr1(method.score(probe), probe.target_index),
+            "test_hr1_reloaded": hr1(method.score(cands.test), cands.test.target_index)}
+
+
+def train_probe(train: list[Any], like: Any, params: dict[str, Any], seed: int, session: Session) -> Any:
+    """The first TRAIN_PROBE windows the method trained on, with the candidates it trained them with."""
+    from dataclasses import replace
+
+    from methods.llm.training import training_items
+
+    items = training_items(train, session.data.n_items, like.candidates.shape[1], params["train_samples"], seed)[:TRAIN_PROBE]
+    return replace(
+        like, part="train", users=np.zeros(len(items), dtype=np.int64), histories=[it.history for it in items],
+        targets=np.array([it.target for it in items]), candidates=np.array([it.candidates for it in items]),
+        seen=[it.history for it in items],
+    )
+
+
+def print_table(rows: list[dict[str, Any]], reference: dict[str, tuple[float, float]], pop_train: dict[str, float]) -> None:
     order = {name: i for i, name in enumerate(SETTINGS)}
     rows = sorted(rows, key=lambda r: order.get(r["setting"], len(order)))
-    cols = ["setting", "train_samples", "steps", "train_min", "score_min", "loss_first", "loss_last", "valid_hr1",
-            "test_hr1", "test_hr1_zeroed_slots", "projected_norm", "token_norm", "note"]
+    rows = [{**r, "pop_train_hr1": pop_train.get(r["setting"])} for r in rows]
+    cols = ["setting", "train_samples", "steps", "train_min", "score_min", "loss_first", "loss_last", "train_hr1",
+            "pop_train_hr1", "valid_hr1", "test_hr1", "test_hr1_reloaded", "test_hr1_zeroed_slots", "projected_norm",
+            "token_norm", "note"]
     table = [[r.get(c, "") if r.get(c) is not None else "" for c in cols] for r in rows]
-    table += [[f"({k})", "", "", "", "", "", "", round(v[0], 3), round(v[1], 3), "", "", "", "reference, same candidates"]
-              for k, v in reference.items()]
+    for k, v in reference.items():
+        line = dict.fromkeys(cols, "") | {"setting": f"({k})", "valid_hr1": round(v[0], 3), "test_hr1": round(v[1], 3),
+                                          "note": "reference, same candidates"}
+        table.append([line[c] for c in cols])
     print(tabulate(table, headers=cols, tablefmt="github", floatfmt=".3f"))
 
 
-def reference_rows(session: Session, seed: int) -> dict[str, tuple[float, float]]:
-    """pop and random on the same validation and test candidates, for scale."""
+def reference_methods(session: Session, seed: int) -> dict[str, Any]:
+    """pop and random fitted on the split, for scale."""
     split, cands = session.prepare(seed)
     out = {}
     for name in ("pop", "random"):
         cls = METHODS.get(name).obj
         m = cls(session.context(name, seed, session.plan.out / "work" / "levers" / name), **cls.resolve(dict(cls.defaults)))
         m.fit(split.train, cands.valid)
-        out[name] = (hr1(m.score(cands.valid), cands.valid.target_index), hr1(m.score(cands.test), cands.test.target_index))
+        out[name] = m
+    return out
+
+
+def reference_rows(session: Session, seed: int, methods: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """pop and random on the same validation and test candidates."""
+    _, cands = session.prepare(seed)
+    return {name: (hr1(m.score(cands.valid), cands.valid.target_index), hr1(m.score(cands.test), cands.test.target_index))
+            for name, m in methods.items()}
+
+
+def pop_on_probes(session: Session, seed: int, rows: list[dict[str, Any]], pop: Any) -> dict[str, float]:
+    """pop's HR@1 on each row's train probe: the bar for train_hr1 (pop counts the whole training
+    split, these windows' targets included, so it is a generous bar)."""
+    split, cands = session.prepare(seed)
+    out = {}
+    for r in rows:
+        if r.get("train_hr1") is None:
+            continue
+        cls = METHODS.get(r["method"]).obj
+        params = cls.resolve({**cls.defaults, **{k: v for k, v in r["overrides"].items() if k not in KNOBS}})
+        probe = train_probe(split.train, cands.test, params, seed, session)
+        out[r["setting"]] = hr1(pop.score(probe), probe.target_index)
     return out
 
 
@@ -137,22 +211,53 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results"), help="results folder (candidates, SASRec artifact)")
     parser.add_argument("--log", type=Path, default=None, help="JSON lines of finished settings (default results/levers/<dataset>.jsonl)")
     parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--probe-saved", action="store_true",
+                        help="add train_hr1 to finished rows that lack it, from their saved adapters (no training)")
+    parser.add_argument("--probe-runs", metavar="PROFILE",
+                        help="also add rows 'run:METHOD:PROFILE' probing run_bench.py's saved tallrec/llara/ilora "
+                             "adapters (results/work/<dataset>/METHOD/seed<seed>/adapter) trained under PROFILE")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     log_path = args.log or args.out / "levers" / f"{args.dataset}.jsonl"
     done = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.exists() else []
     session = Session(RunPlan(dataset=args.dataset, out=args.out, seeds=[args.seed], command="bench/llm_levers.py"))
-    if not args.table_only:
+    def save() -> None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in done))
+
+    if args.probe_saved:
+        for row in done:
+            folder = args.out / "work" / "levers" / row["setting"] / "adapter"
+            if row["seed"] == args.seed and "train_hr1" not in row and row["setting"] in SETTINGS and folder.exists():
+                row.update(probe_saved(session, row["method"], row["overrides"], args.seed, folder))
+                print(json.dumps(row), flush=True)
+                save()
+    if args.probe_runs:
+        for method_name in ("tallrec", "llara", "ilora"):
+            name = f"run:{method_name}:{args.probe_runs}"
+            folder = args.out / "work" / args.dataset / method_name / f"seed{args.seed}" / "adapter"
+            if any(r["setting"] == name and r["seed"] == args.seed for r in done) or not folder.exists():
+                continue
+            overrides = {"profile": args.probe_runs}
+            row = {"setting": name, "method": method_name, "overrides": overrides, "seed": args.seed,
+                   "note": f"run_bench.py --profile {args.probe_runs}'s saved adapter (its record has the rest)",
+                   **probe_saved(session, method_name, overrides, args.seed, folder)}
+            done.append(row)
+            print(json.dumps(row), flush=True)
+            save()
+    probing = args.probe_saved or args.probe_runs
+    if not args.table_only and (args.only or not probing):  # probing alone trains nothing
         for name in args.only or list(SETTINGS):
             if any(r["setting"] == name and r["seed"] == args.seed for r in done):
                 print(f"{name}: done, in {log_path}")
                 continue
             print(f"{name}: {SETTINGS[name][2]}", flush=True)
             done.append(run_setting(session, name, args.seed))
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in done))
+            save()
             print(json.dumps(done[-1]), flush=True)
-    print_table([r for r in done if r["seed"] == args.seed], reference_rows(session, args.seed))
+    rows = [r for r in done if r["seed"] == args.seed]
+    refs = reference_methods(session, args.seed)
+    print_table(rows, reference_rows(session, args.seed, refs), pop_on_probes(session, args.seed, rows, refs["pop"]))
 
 
 if __name__ == "__main__":
