@@ -1,0 +1,89 @@
+#!/usr/bin/env python
+"""Does torch.compile speed up LLM training on this CPU? (issue 8's throughput lever)
+
+    python bench/llm_compile.py [--llm smollm2] [--batches 6] [--batch 4] [--mode default]
+
+Trains tallrec's LoRA (rank 8, all seven projections) on real ml-100k training windows, micro-batches
+of --batch, each a different length as the length-bucketed training loop makes them. Eager first:
+one warm-up step, then every batch timed (forward + backward, `answer_loss` as in training). Then the
+same model compiled in place (`nn.Module.compile`, dynamic shapes) runs the batches twice: the first
+pass pays the compilation, the second is the steady state. Prints one table: eager and compiled
+median step, their ratio, the one-off compile seconds and the number of steps after which compiling
+has paid for itself (none when compiled is not faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tabulate import tabulate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.runner import RunPlan, Session  # noqa: E402
+from methods.llm.adapters import LoraSpec  # noqa: E402
+from methods.llm.batches import length_buckets  # noqa: E402
+from methods.llm.prompts import domain_for  # noqa: E402
+from methods.llm.recommender import Design, LLMRecommender  # noqa: E402
+from methods.llm.training import answer_loss, training_items  # noqa: E402
+
+
+def timed_pass(rec: LLMRecommender, groups: list[list]) -> list[float]:
+    """Seconds of forward + backward for each micro-batch (gradients dropped after each)."""
+    seconds = []
+    for items in groups:
+        t0 = time.perf_counter()
+        answer_loss(rec, items, False).backward()
+        seconds.append(time.perf_counter() - t0)
+        for p in rec.trainable().values():
+            p.grad = None
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--llm", default="smollm2")
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--batches", type=int, default=6, help="distinct micro-batches timed")
+    parser.add_argument("--batch", type=int, default=4, help="training micro-batch (the cpu profiles use 4)")
+    parser.add_argument("--mode", default="default", help="torch.compile mode (default, reduce-overhead, max-autotune)")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    session = Session(RunPlan(dataset=args.dataset, out=Path("/tmp/ilora-bench-compile"), device="cpu"))
+    split, cands = session.prepare(0)
+    items = training_items(split.train, session.data.n_items, cands.valid.candidates.shape[1], args.batch * args.batches * 4, 0)
+    rec = LLMRecommender(args.llm, "cpu", session.data.titles, domain_for(session.data.name), Design(lora=LoraSpec()), seed=0)
+    lengths = [len(rec.encode(it.history, it.candidates, False, it.target).ids) for it in items]
+    buckets = sorted(length_buckets(lengths, args.batch, np.random.default_rng(0)), key=lambda b: lengths[b[0]])
+    step = max(1, len(buckets) // args.batches)  # spread over the length range, as an epoch sees it
+    chosen = buckets[::step][: args.batches]
+    groups = [[items[i] for i in b] for b in chosen]
+    tokens = [max(lengths[i] for i in b) for b in chosen]
+    rec.train(True)
+    timed_pass(rec, groups[:1])  # warm-up
+    eager = timed_pass(rec, groups)
+    rec.model.compile(dynamic=True, mode=args.mode)
+    first = timed_pass(rec, groups)
+    steady = timed_pass(rec, groups)
+    m_eager, m_steady = statistics.median(eager), statistics.median(steady)
+    compile_seconds = sum(first) - sum(steady)
+    gain = m_eager - m_steady
+    rows = [
+        ["eager step (median)", f"{m_eager:.2f} s", f"{len(groups)} micro-batches of {args.batch}, ~{min(tokens)}-{max(tokens)} tokens"],
+        ["compiled step (median, 2nd pass)", f"{m_steady:.2f} s", f"torch.compile(dynamic=True, mode={args.mode!r})"],
+        ["compiled / eager", f"{m_steady / m_eager:.3f}", "< 1: compiled is faster"],
+        ["one-off compile cost", f"{compile_seconds:.0f} s", "first compiled pass minus the second"],
+        ["break-even", f"{compile_seconds / gain:.0f} micro-batches" if gain > 0 else "never", "micro-batches before compiling pays"],
+    ]
+    print(tabulate(rows, headers=["measure", "value", "detail"], tablefmt="github"))
+    print(f"\nbackbone {args.llm}; torch {torch.__version__}; {torch.get_num_threads()} CPU threads")
+
+
+if __name__ == "__main__":
+    main()
