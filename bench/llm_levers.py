@@ -10,9 +10,10 @@ scored by likelihood on the frozen VALIDATION and TEST candidates of seed 0. Gen
 skipped (it costs as much again and ranks no better here). For hybrid methods the table also shows
 the projector's output norm next to the backbone's mean token-embedding norm, and HR@1 with the
 item tokens zeroed, which says whether the model uses them at all. `train_hr1` is HR@1 on the first
-TRAIN_PROBE of the windows the model was trained on, with their training candidates: if it is no
-better than test HR@1 the model has not even fitted what it saw (an optimisation problem, not a
-generalisation one).
+TRAIN_PROBE of the windows the model was trained on, with their training candidates, printed beside
+popularity's HR@1 on the same windows: a model below popularity on the very windows it trained on
+has not even fitted what it saw, while one near 1 there and at chance on test has memorised them
+(too few distinct windows, not too little optimisation).
 
 Every finished setting is appended to the log as one JSON line, so a killed run resumes where it
 stopped and the table can be reprinted (`--table-only`). Rows are printed in the order of SETTINGS.
