@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,19 +30,12 @@ from methods.llm.adapters import LoraSpec  # noqa: E402
 from methods.llm.batches import length_buckets  # noqa: E402
 from methods.llm.prompts import domain_for  # noqa: E402
 from methods.llm.recommender import Design, LLMRecommender  # noqa: E402
-from methods.llm.training import answer_loss, training_items  # noqa: E402
+from methods.llm.training import estimate_step_seconds, training_items  # noqa: E402
 
 
 def timed_pass(rec: LLMRecommender, groups: list[list]) -> list[float]:
-    """Seconds of forward + backward for each micro-batch (gradients dropped after each)."""
-    seconds = []
-    for items in groups:
-        t0 = time.perf_counter()
-        answer_loss(rec, items, False).backward()
-        seconds.append(time.perf_counter() - t0)
-        for p in rec.trainable().values():
-            p.grad = None
-    return seconds
+    """Seconds of forward + backward for each micro-batch, timed as the training loop's estimate is."""
+    return [estimate_step_seconds(rec, items, len(items)) for items in groups]
 
 
 def main() -> None:
@@ -65,7 +57,6 @@ def main() -> None:
     chosen = buckets[::step][: args.batches]
     groups = [[items[i] for i in b] for b in chosen]
     tokens = [max(lengths[i] for i in b) for b in chosen]
-    rec.train(True)
     timed_pass(rec, groups[:1])  # warm-up
     eager = timed_pass(rec, groups)
     rec.model.compile(dynamic=True, mode=args.mode)

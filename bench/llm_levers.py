@@ -95,11 +95,16 @@ def zeroed_slots_hr1(method: Any, test: Any) -> float:
         rec.extra["projector"] = projector
 
 
+def resolved_params(method_name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The method's parameters as `run_bench.py` would resolve them (KNOBS left out)."""
+    cls = METHODS.get(method_name).obj
+    return cls.resolve({**cls.defaults, **{k: v for k, v in overrides.items() if k not in KNOBS}})
+
+
 def build(session: Session, method_name: str, overrides: dict[str, Any], seed: int, work_dir: Path) -> tuple[Any, dict[str, Any]]:
     """The method as `run_bench.py` would build it, plus the bench-only KNOBS; and its parameters."""
-    cls = METHODS.get(method_name).obj
-    params = cls.resolve({**cls.defaults, **{k: v for k, v in overrides.items() if k not in KNOBS}})
-    method = cls(session.context(method_name, seed, work_dir), **params)
+    params = resolved_params(method_name, overrides)
+    method = METHODS.get(method_name).obj(session.context(method_name, seed, work_dir), **params)
     method.settings.update({k: v for k, v in overrides.items() if k in KNOBS})
     return method, params
 
@@ -193,14 +198,16 @@ def pop_on_probes(session: Session, seed: int, rows: list[dict[str, Any]], pop: 
     """pop's HR@1 on each row's train probe: the bar for train_hr1 (pop counts the whole training
     split, these windows' targets included, so it is a generous bar)."""
     split, cands = session.prepare(seed)
+    by_budget: dict[int, float] = {}  # the probe depends only on the number of windows drawn
     out = {}
     for r in rows:
         if r.get("train_hr1") is None:
             continue
-        cls = METHODS.get(r["method"]).obj
-        params = cls.resolve({**cls.defaults, **{k: v for k, v in r["overrides"].items() if k not in KNOBS}})
-        probe = train_probe(split.train, cands.test, params, seed, session)
-        out[r["setting"]] = hr1(pop.score(probe), probe.target_index)
+        params = resolved_params(r["method"], r["overrides"])
+        if params["train_samples"] not in by_budget:
+            probe = train_probe(split.train, cands.test, params, seed, session)
+            by_budget[params["train_samples"]] = hr1(pop.score(probe), probe.target_index)
+        out[r["setting"]] = by_budget[params["train_samples"]]
     return out
 
 

@@ -208,7 +208,8 @@ class LLMMethod(Method):
         items = training_items(train, self.ctx.n_items, valid.candidates.shape[1], s["train_samples"], self.ctx.seed)
         cfg = TrainConfig(
             epochs=s["epochs"], batch_size=s["batch_size"], grad_accum=s["grad_accum"], lr=s["lr"],
-            router_lr_scale=s.get("router_lr_scale", 0.3), curriculum=rec.design.hybrid and s.get("curriculum", True), seed=self.ctx.seed,
+            router_lr_scale=s.get("router_lr_scale", 0.3), seed=self.ctx.seed,
+            curriculum=rec.design.hybrid and s.get("curriculum", True),  # bench/llm_levers.py may switch it off
             max_grad_norm=PROFILES[s["profile"]].get("max_grad_norm"),
         )
         micro = -(-len(items) // cfg.batch_size)
