@@ -216,3 +216,30 @@ def test_training_attention_keeps_cuda_off_the_memory_efficient_kernel():
         assert not torch.backends.cuda.mem_efficient_sdp_enabled()
         assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.math_sdp_enabled()
     assert (torch.backends.cuda.mem_efficient_sdp_enabled(), torch.backends.cuda.math_sdp_enabled()) == before
+
+
+@pytest.mark.parametrize("experts, hybrid", [(0, False), (4, True)])
+def test_answer_loss_on_the_answer_logits_only_equals_the_full_loss(tiny_llm, experts, hybrid):
+    """Training computes logits only for the answer's columns; loss and gradients must be those of
+    the full logits (answers of different lengths, so the labelled columns differ per row)."""
+    from methods.llm.training import answer_loss
+
+    rec = _rec(tiny_llm, experts=experts, hybrid=hybrid)
+    _perturb_b(rec)
+    rec.train(True)
+    items = _items(4)
+    lengths = {len(rec.encode(it.history, it.candidates, hybrid, it.target).ids)
+               - rec.encode(it.history, it.candidates, hybrid).answer_start for it in items}
+    assert len(lengths) > 1, "the test needs answers of different token lengths"
+    results = []
+    for all_logits in (True, False):
+        torch.manual_seed(0)  # the same LoRA dropout masks in both passes
+        loss = answer_loss(rec, items, hybrid, all_logits=all_logits)
+        loss.backward()
+        results.append((loss.detach(), {k: p.grad.clone() for k, p in rec.trainable().items()}))
+        for p in rec.trainable().values():
+            p.grad = None
+    (full, full_grads), (tail, tail_grads) = results
+    torch.testing.assert_close(tail, full)
+    for k in full_grads:
+        torch.testing.assert_close(tail_grads[k], full_grads[k], msg=k)
