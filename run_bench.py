@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--profile", default=None,
                         help="budget of the LLM methods: cpu (their default), cpu-long or paper; --set METHOD.profile wins")
     common.add_argument("--llm", default=None,
-                        help="backbone of the LLM methods: smollm2 (default) or a local Hugging Face model folder")
+                        help="backbone of the LLM methods: smollm2 (default), gemma3-270m (make install-gemma) or a local Hugging Face model folder")
     common.add_argument("--threads", type=_non_negative_int, default=0,
                         help="torch CPU threads (default 0: torch's choice, one per core); 1 when another job shares the cores")
     common.add_argument("-v", "--verbose", action="store_true")

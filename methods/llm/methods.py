@@ -30,6 +30,7 @@ from harness.data import Sample
 from harness.errors import UserError
 from harness.protocol import EvalSet
 from methods.base import METHODS, Method
+from methods.llm.backbone import SHIPPED
 
 log = logging.getLogger("ilora_bench")
 
@@ -100,10 +101,10 @@ class LLMMethod(Method):
     def resolve(cls, params: dict[str, Any]) -> dict[str, Any]:
         settings = resolve_settings(params)
         llm = str(settings["llm"])
-        if llm != "smollm2" and not (Path(llm).expanduser() / "config.json").exists():
+        if llm not in SHIPPED and not (Path(llm).expanduser() / "config.json").exists():
             # Checked before any run starts, so a mistyped path is a one-line error, not a failed run.
-            raise UserError(f"{cls.__name__.lower()}: llm={llm!r} is not 'smollm2' and not a local Hugging Face "
-                            f"model folder (no config.json there)")
+            raise UserError(f"{cls.__name__.lower()}: llm={llm!r} is not one of {', '.join(SHIPPED)} and not a local "
+                            f"Hugging Face model folder (no config.json there)")
         return settings
 
     @classmethod

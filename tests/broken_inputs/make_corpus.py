@@ -97,7 +97,7 @@ d = root / "llm-path-not-a-model"
 d.mkdir(parents=True)
 (d / "README.txt").write_text("not a model\n")
 cases["llm-path-not-a-model"] = {"args": ["--methods", "tallrec", "--set", "tallrec.llm={dir}"],
-                                 "expect": "is not 'smollm2' and not a local Hugging Face model folder"}
+                                 "expect": "is not one of smollm2, gemma3-270m and not a local Hugging Face model folder"}
 
 for name, case in cases.items():
     d = root / name
