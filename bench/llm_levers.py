@@ -45,7 +45,7 @@ ATTENTION = "q_proj,k_proj,v_proj,o_proj"
 # name -> (method, overrides, note). The cpu profile is 160 windows, 1 epoch, 4 x 2, lr 5e-4.
 # An override named in KNOBS is not a method parameter (adding one would change the hash of every
 # committed record); it is set on the method's resolved settings, which `_train` reads.
-KNOBS = {"curriculum"}
+KNOBS = {"curriculum", "warmup_fraction", "final_lr_fraction"}
 TRAIN_PROBE = 95  # training windows scored for train_hr1 (as many as the test set has)
 SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "tallrec-cpu": ("tallrec", {}, "the cpu profile as shipped"),
@@ -64,6 +64,12 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "llara-480-r32": ("llara", {"train_samples": 480, "lr": 1e-3, "grad_accum": 1, "lora_r": 32, "lora_alpha": 64},
                       "as llara-480, LoRA rank 32"),
     "llara-480-lr3e-3": ("llara", {"train_samples": 480, "lr": 3e-3, "grad_accum": 1}, "as llara-480, 3x the learning rate"),
+    "llara-480-gemma": ("llara", {"train_samples": 480, "lr": 1e-3, "grad_accum": 1, "llm": "gemma3-270m"},
+                        "as llara-480 on Gemma-3-270M (base) instead of SmolLM2-135M-Instruct"),
+    "llara-480-constant": ("llara", {"train_samples": 480, "lr": 1e-3, "grad_accum": 1, "final_lr_fraction": 1.0},
+                           "as llara-480, constant lr after the warm-up (no cosine decay)"),
+    "llara-480-warmup20": ("llara", {"train_samples": 480, "lr": 1e-3, "grad_accum": 1, "warmup_fraction": 0.2},
+                           "as llara-480, warm-up over 1/5 of the steps instead of 1/20"),
 }
 
 

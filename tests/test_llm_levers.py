@@ -1,6 +1,6 @@
 """bench/llm_levers.py's diagnostics must measure what they say: the train probe scores the very
 windows (and candidates) the model trained on, a saved adapter reloads to the same test HR@1, and
-the bench-only curriculum knob really switches the curriculum off. Tiny LLaMA, synthetic data."""
+the bench-only knobs (curriculum, schedule) really reach training. Tiny LLaMA, synthetic data."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def levers(tiny_llm, monkeypatch):
     return module
 
 
-def test_train_probe_reload_and_curriculum_knob(levers, tmp_path):
+def test_train_probe_reload_and_knobs(levers, tmp_path, monkeypatch):
     from harness.runner import RunPlan, Session
     from methods.llm.training import training_items
 
@@ -50,3 +50,15 @@ def test_train_probe_reload_and_curriculum_knob(levers, tmp_path):
     assert "curriculum" not in params  # not a method parameter: record hashes stay as they were
     method.fit(split.train, cands.valid)
     assert method.record_extra()["hybrid_steps"] == "hhh"  # with the curriculum the first step is always text-only
+
+    # The schedule knobs reach the training loop, and are not method parameters either.
+    import methods.llm.training as training
+
+    seen = []
+    real_train = training.train
+    monkeypatch.setattr(training, "train", lambda rec, items, cfg, *a, **kw: seen.append(cfg) or real_train(rec, items, cfg, *a, **kw))
+    method, params = levers.build(session, method_name, {**overrides, "final_lr_fraction": 1.0, "warmup_fraction": 0.2},
+                                  0, tmp_path / "m2")
+    method.fit(split.train, cands.valid)
+    assert "final_lr_fraction" not in params and "warmup_fraction" not in params
+    assert (seen[0].final_lr_fraction, seen[0].warmup_fraction) == (1.0, 0.2)

@@ -212,6 +212,7 @@ class LLMMethod(Method):
             router_lr_scale=s.get("router_lr_scale", 0.3), seed=self.ctx.seed,
             curriculum=rec.design.hybrid and s.get("curriculum", True),  # bench/llm_levers.py may switch it off
             max_grad_norm=PROFILES[s["profile"]].get("max_grad_norm"),
+            **{k: s[k] for k in ("warmup_fraction", "final_lr_fraction") if k in s},  # bench/llm_levers.py's knobs
         )
         micro = -(-len(items) // cfg.batch_size)
         steps = -(-micro // cfg.grad_accum) * cfg.epochs
