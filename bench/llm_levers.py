@@ -78,10 +78,14 @@ def hr1(scores: np.ndarray, target_index: np.ndarray) -> float:
 
 
 def projector_norms(rec: Any) -> dict[str, float]:
-    """Mean L2 norm of the projected item embeddings vs the backbone's token embeddings."""
+    """Mean L2 norm of the projected item embeddings vs the backbone's token embeddings as the
+    model sees them: through the embedding module, which for Gemma multiplies by sqrt(hidden)
+    (the weight's own norm would understate Gemma's tokens 25x)."""
     with torch.no_grad():
         projected = rec.extra["projector"](rec.item_table).norm(dim=-1).mean().item()
-        tokens = rec.model.get_input_embeddings().weight.float().norm(dim=-1).mean().item()
+        embed = rec.model.get_input_embeddings()
+        ids = torch.arange(embed.num_embeddings, device=rec.device)
+        tokens = torch.cat([embed(chunk).float().norm(dim=-1) for chunk in ids.split(16384)]).mean().item()
     return {"projected_norm": round(projected, 3), "token_norm": round(tokens, 3)}
 
 
