@@ -141,7 +141,7 @@ def main() -> None:
          f"{n['ilora_text']:,} vs {n['tallrec']:,}"),
         ("trainable params: ilora / llara", f"{n['ilora'] / n['llara']:.5f}", "<= 1.01", f"{n['ilora']:,} vs {n['llara']:,}"),
         (f"likelihood: 20 separate prompts / shared prefix ({args.samples} samples x 20)", f"{t_full / t_cached:.2f}",
-         ">= 5", f"{t_full:.2f} s vs {t_cached:.2f} s; max |diff| {np.abs(cached - full).max():.2e}"),
+         ">= 5", f"{t_full:.2f} s vs {t_cached:.2f} s; max abs diff {np.abs(cached - full).max():.2e}"),
         ("LoRA training model FLOP/s / fp32 matmul peak (every position's logits)", f"{flops / m_all / peak:.3f}",
          "(report)", f"{flops / m_all / 1e9:.1f} vs {peak / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads)"),
     ]

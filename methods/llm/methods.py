@@ -52,9 +52,10 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 
-# Measured on 2 idle CPU cores, SmolLM2-135M, ml-100k prompts (~200 tokens): llara under cpu-long
-# trained 1600 windows in 2340 s (1.46 s each); scoring 95 test samples both ways ~3 min. For the plan line only.
-TRAIN_SECONDS_PER_SAMPLE_CPU = 1.46
+# Measured on 2 idle CPU cores, SmolLM2-135M, ml-100k prompts (~200 tokens): llara trained 480 windows
+# in 600 s (1.25 s each; bench/llm_levers.py's llara-480-constant) once training computed logits for the
+# answer only (1.46 s before: cpu-long's llara); scoring 95 test samples both ways ~3 min. For the plan line only.
+TRAIN_SECONDS_PER_SAMPLE_CPU = 1.25
 SCORE_MINUTES_CPU = 3
 
 
