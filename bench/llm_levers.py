@@ -66,6 +66,8 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "llara-480-lr3e-3": ("llara", {"train_samples": 480, "lr": 3e-3, "grad_accum": 1}, "as llara-480, 3x the learning rate"),
     "llara-480-gemma": ("llara", {"train_samples": 480, "lr": 1e-3, "grad_accum": 1, "llm": "gemma3-270m"},
                         "as llara-480 on Gemma-3-270M (base) instead of SmolLM2-135M-Instruct"),
+    "llara-cpu-long-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m"},
+                             "llara's cpu-long profile (1600 windows, 4 x 2, lr 1e-3) on Gemma-3-270M"),
     "llara-480-constant": ("llara", {"train_samples": 480, "lr": 1e-3, "grad_accum": 1, "final_lr_fraction": 1.0},
                            "as llara-480, constant lr after the warm-up (no cosine decay)"),
     "llara-480-warmup20": ("llara", {"train_samples": 480, "lr": 1e-3, "grad_accum": 1, "warmup_fraction": 0.2},
