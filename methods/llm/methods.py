@@ -30,7 +30,7 @@ from harness.data import Sample
 from harness.errors import UserError
 from harness.protocol import EvalSet
 from methods.base import METHODS, Method
-from methods.llm.backbone import SHIPPED
+from methods.llm.backbone import SHIPPED, package_dir
 
 log = logging.getLogger("ilora_bench")
 
@@ -102,7 +102,9 @@ class LLMMethod(Method):
     def resolve(cls, params: dict[str, Any]) -> dict[str, Any]:
         settings = resolve_settings(params)
         llm = str(settings["llm"])
-        if llm not in SHIPPED and not (Path(llm).expanduser() / "config.json").exists():
+        if llm in SHIPPED:
+            package_dir(llm)  # its wheel is installed, or a one-line error before any run starts
+        elif not (Path(llm).expanduser() / "config.json").exists():
             # Checked before any run starts, so a mistyped path is a one-line error, not a failed run.
             raise UserError(f"{cls.__name__.lower()}: llm={llm!r} is not one of {', '.join(SHIPPED)} and not a local "
                             f"Hugging Face model folder (no config.json there)")
