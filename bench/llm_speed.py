@@ -39,7 +39,7 @@ from methods.llm.adapters import LoraSpec  # noqa: E402
 from methods.llm.prompts import domain_for  # noqa: E402
 from methods.llm.recommender import Design, LLMRecommender  # noqa: E402
 from methods.llm.scoring import likelihood, likelihood_uncached  # noqa: E402
-from methods.llm.training import TrainItem, answer_loss  # noqa: E402
+from methods.llm.training import TrainItem, estimate_step_seconds  # noqa: E402
 from stand_ins import RandomSequenceModel  # noqa: E402
 
 
@@ -52,15 +52,6 @@ def matmul_peak(size: int = 2048, repeats: int = 10) -> float:
         torch.mm(a, b)
         best = min(best, time.perf_counter() - t0)
     return 2 * size**3 / best
-
-
-def train_step(rec: LLMRecommender, items: list[TrainItem], all_logits: bool = False) -> float:
-    """Seconds of one training micro-batch (training's own loss), gradients dropped after."""
-    t0 = time.perf_counter()
-    answer_loss(rec, items, False, all_logits=all_logits).backward()
-    for p in rec.trainable().values():
-        p.grad = None
-    return time.perf_counter() - t0
 
 
 def model_flops(rec: LLMRecommender, batch) -> float:
@@ -98,17 +89,16 @@ def main() -> None:
 
     lora = build(Design(lora=LoraSpec()))
     ilora_text = build(Design(lora=LoraSpec(experts=4), gate_input="sequence"))
-    for rec in (lora, ilora_text):  # training mode: LoRA dropout on, as in a real step
-        rec.train(True)
     items = [TrainItem(valid.histories[i], tuple(int(c) for c in valid.candidates[i]), int(valid.targets[i]))
              for i in range(args.batch)]
+    step = lambda rec, **kw: estimate_step_seconds(rec, items, args.batch, **kw)  # noqa: E731  (training mode inside)
     peak_before = matmul_peak()  # measured before and after the model work; the higher counts
-    train_step(lora, items), train_step(ilora_text, items), train_step(lora, items, True)  # warm-up
+    step(lora), step(ilora_text), step(lora, all_logits=True)  # warm-up
     t_lora, t_ilora, t_all = [], [], []
     for _ in range(args.repeats):  # interleaved, so drifting machine load hits all three alike
-        t_lora.append(train_step(lora, items))
-        t_ilora.append(train_step(ilora_text, items))
-        t_all.append(train_step(lora, items, all_logits=True))
+        t_lora.append(step(lora))
+        t_ilora.append(step(ilora_text))
+        t_all.append(step(lora, all_logits=True))
     m_lora, m_ilora, m_all = (statistics.median(t) for t in (t_lora, t_ilora, t_all))
 
     llara = build(Design(lora=LoraSpec(), hybrid=True))

