@@ -68,22 +68,33 @@ def test_expert_usage_table_and_heatmap(tmp_path: Path):
     assert path.exists() and path.stat().st_size > 1000
 
 
-def test_named_pairs_face_the_floors_within_one_llm_profile():
-    from harness.report.leaderboard import Row, Section, _compare
+def test_named_pairs_face_the_floors_within_one_llm_profile_and_backbone():
+    from harness.report.leaderboard import Row, Section, _compare, _relative_rows
 
     outcomes = {("c", i): 1 + (i % 3) for i in range(30)}
 
-    def row(method: str, mode: str, profile: str | None = None) -> Row:
-        params = {} if profile is None else {"profile": profile}
-        return Row(f"{method} {profile} ({mode})", method, mode, [{"params": params}], dict(outcomes))
+    def row(method: str, mode: str, profile: str | None = None, llm: str = "smollm2") -> Row:
+        params = {} if profile is None else {"profile": profile, "llm": llm}
+        tag = "" if llm == "smollm2" else f" {llm}"
+        return Row(f"{method} {profile}{tag} ({mode})", method, mode, [{"params": params, "trainable_parameters": 1}],
+                   dict(outcomes))
 
     rows = [row("pop", "rank"), row("tallrec", "likelihood", "cpu"), row("tallrec", "likelihood", "cpu-long"),
-            row("llm-zeroshot", "likelihood", "cpu"), row("llm-zeroshot", "likelihood", "cpu-long")]
+            row("llm-zeroshot", "likelihood", "cpu"), row("llm-zeroshot", "likelihood", "cpu-long"),
+            row("tallrec", "likelihood", "cpu-long", "gemma3-270m"), row("llm-zeroshot", "likelihood", "cpu-long", "gemma3-270m")]
     section = Section("s", "d", rows, [], [], [0], [])
     _compare(section)
     assert {(c.a.label, c.b.label) for c in section.named} == {
         ("tallrec cpu (likelihood)", "llm-zeroshot cpu (likelihood)"),
         ("tallrec cpu-long (likelihood)", "llm-zeroshot cpu-long (likelihood)"),
+        ("tallrec cpu-long gemma3-270m (likelihood)", "llm-zeroshot cpu-long gemma3-270m (likelihood)"),
         ("tallrec cpu (likelihood)", "pop None (rank)"),
         ("tallrec cpu-long (likelihood)", "pop None (rank)"),
+        ("tallrec cpu-long gemma3-270m (likelihood)", "pop None (rank)"),
     }
+
+    # iLoRA over plain LoRA pairs the same way (not every ilora row with every tallrec row).
+    section.rows += [row("ilora", "likelihood", "cpu-long"), row("ilora", "likelihood", "cpu-long", "gemma3-270m")]
+    pairs = [r[1] for r in _relative_rows([section]) if r[0] == "d"]
+    assert pairs == ["ilora cpu-long (likelihood) vs tallrec cpu-long (likelihood)",
+                     "ilora cpu-long gemma3-270m (likelihood) vs tallrec cpu-long gemma3-270m (likelihood)"]

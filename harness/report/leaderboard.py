@@ -186,7 +186,7 @@ def _compare(section: Section) -> None:
     for challenger, baseline in NAMED_PAIRS:
         for a in (r for r in rows if r.method == challenger):
             for b in (r for r in rows if r.method == baseline):
-                if (a.mode == b.mode or "rank" in (a.mode, b.mode)) and _same_profile(a, b):
+                if (a.mode == b.mode or "rank" in (a.mode, b.mode)) and _same_budget(a, b):
                     c = compare(a, b)
                     if c is not None:
                         section.named.append(c)
@@ -194,11 +194,16 @@ def _compare(section: Section) -> None:
         c.p_holm = adjusted
 
 
-def _same_profile(a: Row, b: Row) -> bool:
-    """LLM rows are paired only within one budget profile (a cpu-long model against a cpu one
-    says nothing); rows without a profile (ID models, pop) pair with any."""
-    pa, pb = (r.runs[0]["params"].get("profile") for r in (a, b))
-    return pa is None or pb is None or pa == pb
+PAIRING_KEYS = ("profile", "llm")
+
+
+def _same_budget(a: Row, b: Row) -> bool:
+    """LLM rows are paired only within one budget profile and one backbone (a cpu-long model
+    against a cpu one, or Gemma against SmolLM2, says nothing about the method); rows without
+    these parameters (ID models, pop) pair with any. Tuned rows still pair: their lr and rank
+    differ by design."""
+    pa, pb = (r.runs[0]["params"] for r in (a, b))
+    return all(k not in pa or k not in pb or pa[k] == pb[k] for k in PAIRING_KEYS)
 
 
 MAIN_HEADERS = ["method", "seeds", "samples", *METRICS[:1], "HR@1 95% CI", *METRICS[1:],
@@ -241,14 +246,14 @@ def _relative_rows(sections: list[Section]) -> list[list[str]]:
     out, rels = [], []
     for s in sections:
         for a in (r for r in s.rows if r.method == "ilora"):
-            for b in (r for r in s.rows if r.method == "tallrec" and r.mode == a.mode):
+            for b in (r for r in s.rows if r.method == "tallrec" and r.mode == a.mode and _same_budget(a, r)):
                 keys = sorted(set(a.outcomes) & set(b.outcomes))
                 if not keys:
                     continue
                 point, low, high = stats.relative_improvement(a.hits(keys), b.hits(keys))
                 ratio = a.runs[0]["trainable_parameters"] / max(1, b.runs[0]["trainable_parameters"])
                 rels.append(point)
-                out.append([s.dataset, a.mode, f"{b.hits(keys).mean():.4f}",
+                out.append([s.dataset, f"{a.label} vs {b.label}", f"{b.hits(keys).mean():.4f}",
                             f"{a.hits(keys).mean():.4f}", _pct(point), f"[{_pct(low)}, {_pct(high)}]", f"{ratio:.4f}"])
     finite = [r for r in rels if math.isfinite(r)]
     if len(out) > 1 and finite:
@@ -372,7 +377,7 @@ def render_markdown(sections: list[Section], figures: dict[str, str] | None = No
     if relative:
         out.append("\n## iLoRA over plain LoRA (the paper's claim: +11.4% HR@1 on average)\n\n")
         out.append(tabulate(
-            relative, headers=["data set", "mode", "tallrec HR@1", "ilora HR@1", "relative", "95% CI", "params ratio"],
+            relative, headers=["data set", "rows (same profile and backbone)", "tallrec HR@1", "ilora HR@1", "relative", "95% CI", "params ratio"],
             tablefmt="github", disable_numparse=True,
         ) + "\n")
     if "tuning" in figures:
