@@ -45,7 +45,7 @@ ATTENTION = "q_proj,k_proj,v_proj,o_proj"
 # name -> (method, overrides, note). The cpu profile is 160 windows, 1 epoch, 4 x 2, lr 5e-4.
 # An override named in KNOBS is not a method parameter (adding one would change the hash of every
 # committed record); it is set on the method's resolved settings, which `_train` reads.
-KNOBS = {"curriculum", "warmup_fraction", "final_lr_fraction"}
+KNOBS = {"curriculum", "warmup_fraction", "final_lr_fraction", "projector_scale"}
 TRAIN_PROBE = 95  # training windows scored for train_hr1 (as many as the test set has)
 SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "tallrec-cpu": ("tallrec", {}, "the cpu profile as shipped"),
@@ -72,6 +72,9 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
                            "as llara-480, constant lr after the warm-up (no cosine decay)"),
     "llara-480-warmup20": ("llara", {"train_samples": 480, "lr": 1e-3, "grad_accum": 1, "warmup_fraction": 0.2},
                            "as llara-480, warm-up over 1/5 of the steps instead of 1/20"),
+    "llara-480-gemma-scaled": ("llara", {"train_samples": 480, "lr": 1e-3, "grad_accum": 1, "llm": "gemma3-270m",
+                                         "projector_scale": "embedding"},
+                               "as llara-480-gemma, item tokens scaled by Gemma's embedding scale (sqrt 640)"),
 }
 
 
@@ -84,7 +87,7 @@ def projector_norms(rec: Any) -> dict[str, float]:
     model sees them: through the embedding module, which for Gemma multiplies by sqrt(hidden)
     (the weight's own norm would understate Gemma's tokens 25x)."""
     with torch.no_grad():
-        projected = rec.extra["projector"](rec.item_table).norm(dim=-1).mean().item()
+        projected = (rec.extra["projector"](rec.item_table) * rec.item_scale).norm(dim=-1).mean().item()
         embed = rec.model.get_input_embeddings()
         ids = torch.arange(embed.num_embeddings, device=rec.device)
         tokens = torch.cat([embed(chunk).float().norm(dim=-1) for chunk in ids.split(16384)]).mean().item()

@@ -243,3 +243,36 @@ def test_answer_loss_on_the_answer_logits_only_equals_the_full_loss(tiny_llm, ex
     torch.testing.assert_close(tail, full)
     for k in full_grads:
         torch.testing.assert_close(tail_grads[k], full_grads[k], msg=k)
+
+
+def test_item_scale_matches_the_embedding_modules_own_scale(tiny_llm, tmp_path):
+    """Gemma's embedding module multiplies its weights by sqrt(hidden), which the projected item
+    tokens (passed as inputs_embeds) bypass; embedding_scale() measures that factor and item_scale
+    applies it to the item slots only."""
+    from transformers import AutoTokenizer, Gemma3ForCausalLM, Gemma3TextConfig
+
+    from methods.llm.adapters import LoraSpec
+    from methods.llm.recommender import Design, LLMRecommender
+
+    assert _rec(tiny_llm, hybrid=True).embedding_scale() == pytest.approx(1.0)  # Llama: no scaling
+
+    tok = AutoTokenizer.from_pretrained(tiny_llm)
+    config = Gemma3TextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=4, num_key_value_heads=2, head_dim=8, pad_token_id=0, eos_token_id=1)
+    torch.manual_seed(0)
+    Gemma3ForCausalLM(config).save_pretrained(tmp_path / "gemma")
+    tok.save_pretrained(tmp_path / "gemma")
+    rec = LLMRecommender(str(tmp_path / "gemma"), "cpu", TITLES, "movie", Design(lora=LoraSpec(), hybrid=True),
+                         FakeSASRec(N_ITEMS), seed=0)
+    assert rec.embedding_scale() == pytest.approx(32 ** 0.5, rel=1e-3)
+
+    hist, cands = _samples(2)
+    batch = rec.collate([rec.encode(h, c, hybrid=True) for h, c in zip(hist, cands)])
+    plain = rec.embed(batch)
+    rec.item_scale = rec.embedding_scale()
+    scaled = rec.embed(batch)
+    slots = torch.zeros(plain.shape[:2], dtype=torch.bool)
+    slots[batch.slot_rows, batch.slot_cols] = True
+    assert slots.any()
+    torch.testing.assert_close(scaled[slots], plain[slots] * rec.item_scale)
+    torch.testing.assert_close(scaled[~slots], plain[~slots])  # text tokens untouched

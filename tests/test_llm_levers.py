@@ -62,3 +62,8 @@ def test_train_probe_reload_and_knobs(levers, tmp_path, monkeypatch):
     method.fit(split.train, cands.valid)
     assert "final_lr_fraction" not in params and "warmup_fraction" not in params
     assert (seen[0].final_lr_fraction, seen[0].warmup_fraction) == (1.0, 0.2)
+
+    # The item-token scale knob is set on the recommender (the tiny Llama's embedding does not scale).
+    method, params = levers.build(session, method_name, {**overrides, "projector_scale": "embedding"}, 0, tmp_path / "m3")
+    assert "projector_scale" not in params
+    assert method.recommender().item_scale == pytest.approx(1.0) and method.record_extra()["item_scale"] == pytest.approx(1.0)

@@ -158,6 +158,9 @@ class LLMMethod(Method):
                 self.sequence_model(), seed=self.ctx.seed,
             )
             self._extra["load_seconds"] = round(time.perf_counter() - t0, 2)
+            if self.settings.get("projector_scale") == "embedding":  # bench/llm_levers.py's knob
+                self._rec.item_scale = self._rec.embedding_scale()
+                self._extra["item_scale"] = round(self._rec.item_scale, 4)
         return self._rec
 
     # ------------------------------------------------------------------ the Method interface

@@ -66,6 +66,12 @@ class LLMRecommender:
             model, self.gate = attach_lora(model, design.lora)
         self.model = model
         self.extra = nn.ModuleDict()  # projector and router: trained, saved, kept in fp32
+        # Multiplies the projected item embeddings. 1.0 is LLaRA's port as is: the projector's output
+        # replaces the token embedding as the model sees it. Gemma's embedding module multiplies its
+        # weights by sqrt(hidden) (token norm ~26), which inputs_embeds bypass, so its item tokens enter
+        # at ~1/10 of a token's norm; `embedding_scale()` is that multiplier (bench/llm_levers.py's
+        # projector_scale knob measures whether applying it helps).
+        self.item_scale = 1.0
         self.item_table: torch.Tensor | None = None
         if sequence_model is not None and needs_sequence_model:
             self.item_table = sequence_model.item_embeddings().detach().float().to(device)
@@ -95,9 +101,19 @@ class LLMRecommender:
         if len(batch.slot_items):
             if "projector" not in self.extra:
                 raise RuntimeError("a hybrid prompt reached a model without a projector")
-            values = self.extra["projector"](self.item_table[batch.slot_items]).to(embeds.dtype)
+            values = (self.extra["projector"](self.item_table[batch.slot_items]) * self.item_scale).to(embeds.dtype)
             embeds = embeds.index_put((batch.slot_rows, batch.slot_cols), values)
         return embeds
+
+    def embedding_scale(self) -> float:
+        """The factor the backbone's embedding module applies to its own weights (Gemma: sqrt(hidden);
+        1.0 for Llama-family models like SmolLM2), measured rather than read from a model-specific attribute."""
+        embed = self.model.get_input_embeddings()
+        ids = torch.arange(min(embed.num_embeddings, 1024), device=self.device)
+        with torch.no_grad():
+            seen = embed(ids).float().norm(dim=-1)
+            raw = embed.weight[ids].float().norm(dim=-1)
+        return float((seen / raw.clamp_min(1e-12)).median())
 
     def gates(self, histories: list[tuple[int, ...]], batch: Batch, embeds: torch.Tensor) -> torch.Tensor | None:
         """[B, K] gate weights, one vector per sample (None for methods without a gate)."""
