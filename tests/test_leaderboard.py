@@ -94,7 +94,9 @@ def test_named_pairs_face_the_floors_within_one_llm_profile_and_backbone():
     }
 
     # iLoRA over plain LoRA pairs the same way (not every ilora row with every tallrec row).
-    section.rows += [row("ilora", "likelihood", "cpu-long"), row("ilora", "likelihood", "cpu-long", "gemma3-270m")]
+    section = Section("s", "d", rows + [row("ilora", "likelihood", "cpu-long"), row("ilora", "likelihood", "cpu-long", "gemma3-270m")],
+                      [], [], [0], [])
+    _compare(section)
     pairs = [r[1] for r in _relative_rows([section]) if r[0] == "d"]
     assert pairs == ["ilora cpu-long (likelihood) vs tallrec cpu-long (likelihood)",
                      "ilora cpu-long gemma3-270m (likelihood) vs tallrec cpu-long gemma3-270m (likelihood)"]

@@ -245,16 +245,14 @@ def _relative_rows(sections: list[Section]) -> list[list[str]]:
     """iLoRA over plain LoRA (tallrec), as the iLoRA paper states its claim (+11.4% on average)."""
     out, rels = [], []
     for s in sections:
-        for a in (r for r in s.rows if r.method == "ilora"):
-            for b in (r for r in s.rows if r.method == "tallrec" and r.mode == a.mode and _same_budget(a, r)):
-                keys = sorted(set(a.outcomes) & set(b.outcomes))
-                if not keys:
-                    continue
-                point, low, high = stats.relative_improvement(a.hits(keys), b.hits(keys))
-                ratio = a.runs[0]["trainable_parameters"] / max(1, b.runs[0]["trainable_parameters"])
-                rels.append(point)
-                out.append([s.dataset, f"{a.label} vs {b.label}", f"{b.hits(keys).mean():.4f}",
-                            f"{a.hits(keys).mean():.4f}", _pct(point), f"[{_pct(low)}, {_pct(high)}]", f"{ratio:.4f}"])
+        # The named ilora-vs-tallrec comparisons: same mode, same profile and backbone (`_compare`).
+        for c in (c for c in s.named if (c.a.method, c.b.method) == ("ilora", "tallrec")):
+            a, b = c.a.hits(c.keys), c.b.hits(c.keys)
+            point, low, high = stats.relative_improvement(a, b)
+            ratio = c.a.runs[0]["trainable_parameters"] / max(1, c.b.runs[0]["trainable_parameters"])
+            rels.append(point)
+            out.append([s.dataset, f"{c.a.label} vs {c.b.label}", f"{b.mean():.4f}", f"{a.mean():.4f}",
+                        _pct(point), f"[{_pct(low)}, {_pct(high)}]", f"{ratio:.4f}"])
     finite = [r for r in rels if math.isfinite(r)]
     if len(out) > 1 and finite:
         out.append(["average", "", "", "", _pct(float(np.mean(finite))), "", ""])
