@@ -75,6 +75,8 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "llara-480-gemma-scaled": ("llara", {"train_samples": 480, "lr": 1e-3, "grad_accum": 1, "llm": "gemma3-270m",
                                          "projector_scale": "embedding"},
                                "as llara-480-gemma, item tokens scaled by Gemma's embedding scale (sqrt 640)"),
+    "llara-3200-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "train_samples": 3200},
+                         "as llara-cpu-long-gemma with twice the windows (3200, 400 steps)"),
 }
 
 
