@@ -14,7 +14,7 @@ Prints one table:
 - LoRA training throughput as model FLOP/s over this machine's fp32 matmul peak, both measured
   here, on the every-position step. Model FLOPs of a step = 4 x (matmul parameters) x real tokens
   (forward 2N, backward to the activations 2N; the frozen base needs no weight gradients) +
-  attention 8 x layers x T^2 x d per row; the peak is the best of repeated 2048^3 fp32 matmuls, measured before and after.
+  attention 8 x layers x T^2 x (heads x head dim) per row; the peak is the best of repeated 2048^3 fp32 matmuls, measured before and after.
 Uses ml-100k's validation prompts (20 candidates) and a random stand-in for SASRec (d = 64),
 which costs the same as the real one inside the LLM.
 """
@@ -62,7 +62,10 @@ def model_flops(rec: LLMRecommender, batch) -> float:
         matmul_params += base.get_input_embeddings().weight.numel()  # the LM head reuses them
     tokens = int(batch.attention_mask.sum())
     lengths = batch.attention_mask.sum(1).double()
-    attention = 8 * cfg.num_hidden_layers * cfg.hidden_size * float((lengths**2).sum())
+    # QK^T and AV run at the query heads' width, which is not hidden_size for every model (Gemma-3-270M:
+    # 4 heads x 256 = 1024 against hidden 640); head_dim is None or absent where it is hidden / heads.
+    width = cfg.num_attention_heads * (getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads)
+    attention = 8 * cfg.num_hidden_layers * width * float((lengths**2).sum())
     return 4 * matmul_params * tokens + attention
 
 

@@ -63,3 +63,24 @@ def test_gguf_halves_are_joined_checked_and_packaged(tmp_path):
     missing = subprocess.run(["bash", script, str(tmp_path / "nope"), str(tmp_path / "b"), str(tmp_path / "sha"), str(tmp_path / "pkg3")],
                              capture_output=True, text=True)
     assert missing.returncode == 3 and f"{tmp_path / 'nope'} is missing" in missing.stderr
+
+
+def test_llm_speed_counts_attention_at_the_query_heads_width():
+    """Gemma's query heads are wider than its hidden size (4 x 256 vs 640); FLOP/s must count that width."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    spec = importlib.util.spec_from_file_location("llm_speed", ROOT / "bench" / "llm_speed.py")
+    llm_speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(llm_speed)
+    config = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=24, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=32, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    mask = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])
+    flops = llm_speed.model_flops(SimpleNamespace(model=model), SimpleNamespace(attention_mask=mask))
+    matmul = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "embed_tokens" not in n)
+    matmul += model.get_input_embeddings().weight.numel()  # tied LM head
+    assert flops == 4 * matmul * 7 + 8 * 2 * (2 * 32) * (3**2 + 4**2)

@@ -141,13 +141,21 @@ def test_plan_says_what_trains_and_roughly_how_long(caplog, tmp_path):
 
     from harness.runner import RunPlan, run_benchmark
     from methods.base import METHODS
-    from methods.llm.methods import SCORE_MINUTES_CPU, TRAIN_SECONDS_PER_SAMPLE_CPU
+    from methods.llm.methods import CPU_COST
 
     tallrec, sasrec = METHODS.get("tallrec").obj, METHODS.get("sasrec").obj
     params = tallrec.resolve(dict(tallrec.defaults))
-    assert tallrec.estimate_minutes(params) == pytest.approx(160 * TRAIN_SECONDS_PER_SAMPLE_CPU / 60 + SCORE_MINUTES_CPU)
+    per_window, scoring = CPU_COST["smollm2"]
+    assert tallrec.estimate_minutes(params) == pytest.approx(160 * per_window / 60 + scoring)
     assert tallrec.estimate_minutes({**params, "train_samples": 0}) is None  # every window: no CPU estimate
     assert "160 sampled training windows x 1 epoch(s)" in tallrec.plan(params)
+    assert "with smollm2" in tallrec.plan(params)
+    # Each shipped backbone is estimated with its own measured cost; a local model has none.
+    gemma = {**params, "llm": "gemma3-270m"}
+    assert tallrec.estimate_minutes(gemma) == pytest.approx(160 * CPU_COST["gemma3-270m"][0] / 60 + CPU_COST["gemma3-270m"][1])
+    assert "with gemma3-270m" in tallrec.plan(gemma)
+    local = {**params, "llm": str(tmp_path)}
+    assert tallrec.estimate_minutes(local) is None and "no CPU estimate" in tallrec.plan(local)
     assert "at most 20 epochs" in sasrec.plan(sasrec.resolve(dict(sasrec.defaults)))
     with caplog.at_level(logging.INFO, logger="ilora_bench"):
         run_benchmark(RunPlan(dataset="synthetic", methods="pop,random", seeds=[0, 1], out=tmp_path, device="cpu"))

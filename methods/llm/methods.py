@@ -52,18 +52,25 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
 }
 
-# Measured on 2 idle CPU cores, SmolLM2-135M, ml-100k prompts (~200 tokens): llara trained 480 windows
-# in 600 s (1.25 s each; bench/llm_levers.py's llara-480-constant) once training computed logits for the
-# answer only (1.46 s before: cpu-long's llara); scoring 95 test samples both ways ~3 min. For the plan line only.
-TRAIN_SECONDS_PER_SAMPLE_CPU = 1.25
-SCORE_MINUTES_CPU = 3
+# Training seconds per window and scoring minutes (95 test samples, both modes) on 2 idle CPU cores with
+# ml-100k prompts (~200 tokens), per shipped backbone; for the plan line only. SmolLM2: llara trained 480
+# windows in 600 s (bench/llm_levers.py's llara-480-constant) once training computed logits for the answer
+# only; scoring ~3 min. Gemma-3-270M: llara-cpu-long-gemma trained 1600 windows in 29.0 min (1.09 s each;
+# llara-480-gemma 1.16 s); the cpu-long Gemma run scored in 3.0-4.6 min. A local model's cost is unmeasured.
+CPU_COST: dict[str, tuple[float, float]] = {"smollm2": (1.25, 3.0), "gemma3-270m": (1.1, 4.0)}
+
+
+def _cpu_cost(settings: dict[str, Any]) -> tuple[float, float] | None:
+    """(training seconds per window, scoring minutes) for the backbone, None for an unmeasured local model."""
+    return CPU_COST.get(str(settings["llm"]))
 
 
 def _train_minutes_cpu(settings: dict[str, Any]) -> float | None:
-    """Training minutes on 2 CPU cores with SmolLM2; None when it trains every window (no CPU budget)."""
-    if not settings["train_samples"]:
+    """Training minutes on 2 CPU cores; None when it trains every window (no CPU budget) or the cost is unmeasured."""
+    cost = _cpu_cost(settings)
+    if not settings["train_samples"] or cost is None:
         return None
-    return settings["train_samples"] * settings["epochs"] * TRAIN_SECONDS_PER_SAMPLE_CPU / 60
+    return settings["train_samples"] * settings["epochs"] * cost[0] / 60
 
 
 def resolve_settings(params: dict[str, Any]) -> dict[str, Any]:
@@ -112,22 +119,34 @@ class LLMMethod(Method):
 
     @classmethod
     def estimate_minutes(cls, params: dict[str, Any]) -> float | None:
+        """None where no CPU estimate exists (every window, or a local model): the plan then prints no total."""
+        settings = resolve_settings(params)
+        cost = _cpu_cost(settings)
+        if cost is None:
+            return None
         if not cls.trains:
-            return SCORE_MINUTES_CPU
-        minutes = _train_minutes_cpu(resolve_settings(params))
-        return None if minutes is None else minutes + SCORE_MINUTES_CPU  # None: every window, a GPU-sized budget
+            return cost[1]
+        minutes = _train_minutes_cpu(settings)
+        return None if minutes is None else minutes + cost[1]
 
     @classmethod
     def plan(cls, params: dict[str, Any]) -> str | None:
         s = resolve_settings(params)
         scoring = (f"scores the test set by greedy generation (<= {s['max_new_tokens']} new tokens) and by "
                    f"likelihood of all candidates")
+        cost = _cpu_cost(s)
+        where = f"on 2 CPU cores with {s['llm']}"
         if not cls.trains:
-            return f"on {s['llm']}: {scoring}; ~{SCORE_MINUTES_CPU} min on 2 CPU cores with SmolLM2"
+            estimate = "no CPU estimate for a local model" if cost is None else f"~{cost[1]:.0f} min {where}"
+            return f"on {s['llm']}: {scoring}; {estimate}"
         budget = "every training window" if not s["train_samples"] else f"{s['train_samples']} sampled training windows"
         minutes = _train_minutes_cpu(s)
-        estimate = "a GPU-sized budget" if minutes is None else \
-            f"~{minutes:.0f} min training + ~{SCORE_MINUTES_CPU} min scoring on 2 CPU cores with SmolLM2"
+        if not s["train_samples"]:
+            estimate = "a GPU-sized budget"
+        elif cost is None:
+            estimate = "no CPU estimate for a local model"
+        else:
+            estimate = f"~{minutes:.0f} min training + ~{cost[1]:.0f} min scoring {where}"
         return (f"on {s['llm']} (profile {s['profile']}): trains {budget} x {s['epochs']} epoch(s), batch "
                 f"{s['batch_size']} x {s['grad_accum']} accumulated, then {scoring}; {estimate}")
 
