@@ -77,6 +77,8 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
                                "as llara-480-gemma, item tokens scaled by Gemma's embedding scale (sqrt 640)"),
     "llara-3200-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "train_samples": 3200},
                          "as llara-cpu-long-gemma with twice the windows (3200, 400 steps)"),
+    "llara-800x2-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "train_samples": 800, "epochs": 2},
+                          "as llara-cpu-long-gemma with half the windows seen twice (same 200 steps)"),
 }
 
 
