@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -11,6 +13,14 @@ sys.path.insert(0, str(ROOT / "tests"))  # test helpers such as llm_tiny
 
 # The LLaRA splits live in the shared folder beside the checkout (never copied into the project).
 LLARA = ROOT.parent / "shared" / "datasets" / "llara"
+
+
+def load_bench_script(name: str) -> ModuleType:
+    """bench/ is scripts, not a package: load one by path so its functions can be tested."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_bench_script
 
 
 def run_script(*args: str) -> subprocess.CompletedProcess:
@@ -67,15 +67,12 @@ def test_gguf_halves_are_joined_checked_and_packaged(tmp_path):
 
 def test_llm_speed_counts_attention_at_the_query_heads_width():
     """Gemma's query heads are wider than its hidden size (4 x 256 vs 640); FLOP/s must count that width."""
-    import importlib.util
     from types import SimpleNamespace
 
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    spec = importlib.util.spec_from_file_location("llm_speed", ROOT / "bench" / "llm_speed.py")
-    llm_speed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(llm_speed)
+    llm_speed = load_bench_script("llm_speed")
     config = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=24, num_hidden_layers=2,
                          num_attention_heads=2, num_key_value_heads=1, head_dim=32, tie_word_embeddings=True)
     model = LlamaForCausalLM(config)

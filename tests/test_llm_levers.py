@@ -4,20 +4,16 @@ the bench-only knobs (curriculum, schedule) really reach training. Tiny LLaMA, s
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import load_bench_script
 
 TINY = {"train_samples": 12, "epochs": 1, "batch_size": 4, "grad_accum": 1, "max_new_tokens": 6, "score_batch": 6}
 
 
 @pytest.fixture()
 def levers(tiny_llm, monkeypatch):
-    spec = importlib.util.spec_from_file_location("llm_levers", ROOT / "bench" / "llm_levers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_bench_script("llm_levers")
     monkeypatch.setattr(module, "SETTINGS", {
         "tiny-llara": ("llara", {"llm": str(tiny_llm), **TINY, "curriculum": False}, "no curriculum"),
     })

@@ -65,10 +65,9 @@ def _cpu_cost(settings: dict[str, Any]) -> tuple[float, float] | None:
     return CPU_COST.get(str(settings["llm"]))
 
 
-def _train_minutes_cpu(settings: dict[str, Any]) -> float | None:
-    """Training minutes on 2 CPU cores; None when it trains every window (no CPU budget) or the cost is unmeasured."""
-    cost = _cpu_cost(settings)
-    if not settings["train_samples"] or cost is None:
+def _train_minutes_cpu(settings: dict[str, Any], cost: tuple[float, float]) -> float | None:
+    """Training minutes on 2 CPU cores at `cost`; None when it trains every window (no CPU budget)."""
+    if not settings["train_samples"]:
         return None
     return settings["train_samples"] * settings["epochs"] * cost[0] / 60
 
@@ -126,7 +125,7 @@ class LLMMethod(Method):
             return None
         if not cls.trains:
             return cost[1]
-        minutes = _train_minutes_cpu(settings)
+        minutes = _train_minutes_cpu(settings, cost)
         return None if minutes is None else minutes + cost[1]
 
     @classmethod
@@ -136,17 +135,17 @@ class LLMMethod(Method):
                    f"likelihood of all candidates")
         cost = _cpu_cost(s)
         where = f"on 2 CPU cores with {s['llm']}"
-        if not cls.trains:
-            estimate = "no CPU estimate for a local model" if cost is None else f"~{cost[1]:.0f} min {where}"
-            return f"on {s['llm']}: {scoring}; {estimate}"
-        budget = "every training window" if not s["train_samples"] else f"{s['train_samples']} sampled training windows"
-        minutes = _train_minutes_cpu(s)
-        if not s["train_samples"]:
+        if cls.trains and not s["train_samples"]:
             estimate = "a GPU-sized budget"
         elif cost is None:
             estimate = "no CPU estimate for a local model"
+        elif not cls.trains:
+            estimate = f"~{cost[1]:.0f} min {where}"
         else:
-            estimate = f"~{minutes:.0f} min training + ~{cost[1]:.0f} min scoring {where}"
+            estimate = f"~{_train_minutes_cpu(s, cost):.0f} min training + ~{cost[1]:.0f} min scoring {where}"
+        if not cls.trains:
+            return f"on {s['llm']}: {scoring}; {estimate}"
+        budget = "every training window" if not s["train_samples"] else f"{s['train_samples']} sampled training windows"
         return (f"on {s['llm']} (profile {s['profile']}): trains {budget} x {s['epochs']} epoch(s), batch "
                 f"{s['batch_size']} x {s['grad_accum']} accumulated, then {scoring}; {estimate}")
 
