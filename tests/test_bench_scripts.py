@@ -40,6 +40,23 @@ def test_gpu_protocol_runs_end_to_end_on_cpu_with_a_tiny_model(tiny_llm, tmp_pat
             assert len(r["position"]["orders"]) == 3
     assert (tmp_path / "leaderboard.md").exists()
 
+    # A lease cut the run short: finish one method on the same sample; what is recorded stays.
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.json")}
+    trained = next(r["params"]["train_samples"] for r in records if r["method"] == "llara")
+    again = run_script("--device", "cpu", "--llm", str(tiny_llm), "--dataset", "synthetic", "--epochs", "1",
+                       "--out", str(tmp_path), "--methods", "llara", "--windows", str(trained))
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"not timed (--windows {trained})" in again.stdout and "0 written, 2 skipped" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.json")} == before
+
+
+def test_gpu_protocol_unknown_method_is_one_line_error():
+    out = run_script("--methods", "llara,lora")
+    assert out.returncode == 2
+    assert out.stderr.strip() == "gpu_protocol: error: --methods: unknown lora (choose from ilora, tallrec, llara)"
+    out = run_script("--windows", "0")
+    assert out.returncode == 2 and out.stderr.strip() == "gpu_protocol: error: --windows 0: must be at least 1"
+
 
 def test_gguf_halves_are_joined_checked_and_packaged(tmp_path):
     import hashlib
