@@ -63,6 +63,29 @@ def test_method_fits_and_answers_both_ways(tiny_llm, tmp_path, name, extra):
         assert [e for e, _ in reports] == [0, 1] and record["best_epoch"] in (0, 1)
 
 
+def test_training_estimate_leaves_out_the_first_calls_warm_up(tiny_llm, tmp_path, monkeypatch, caplog):
+    """The first forward + backward carries one-off costs (on Gemma it read ~60 min for a 31-min
+    training), so the up-front estimate times a second micro-batch."""
+    import logging
+
+    import methods.llm.training as training
+
+    calls: list[int] = []
+
+    def fake_estimate(rec, items, batch_size, **kw):
+        calls.append(batch_size)
+        return 60.0 if len(calls) == 1 else 3.0
+
+    monkeypatch.setattr(training, "estimate_step_seconds", fake_estimate)
+    session = _session(tmp_path)
+    split, cands = session.prepare(0)
+    method = _method("tallrec", session, tmp_path, llm=str(tiny_llm), **TINY_RUN)
+    with caplog.at_level(logging.INFO, logger="ilora_bench"):
+        method.fit(split.train, cands.valid)
+    assert calls == [4, 4]
+    assert "one micro-batch takes ~3.0 s here, so ~0.3 min of training" in caplog.text  # 3 s x 6 micro-batches
+
+
 def test_zeroshot_trains_nothing_and_profiles_resolve(tiny_llm, tmp_path):
     session = _session(tmp_path)
     method = _method("llm-zeroshot", session, tmp_path, llm=str(tiny_llm))

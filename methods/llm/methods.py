@@ -240,6 +240,7 @@ class LLMMethod(Method):
         )
         micro = -(-len(items) // cfg.batch_size)
         steps = -(-micro // cfg.grad_accum) * cfg.epochs
+        estimate_step_seconds(rec, items, cfg.batch_size)  # the first call carries one-off costs (about 2x on Gemma)
         per_micro = estimate_step_seconds(rec, items, cfg.batch_size)
         log.info(
             "%s: training %d samples (of %d windows) x %d epoch(s) = %d optimiser steps of %d x %d; "
