@@ -276,3 +276,33 @@ def test_item_scale_matches_the_embedding_modules_own_scale(tiny_llm, tmp_path):
     assert slots.any()
     torch.testing.assert_close(scaled[slots], plain[slots] * rec.item_scale)
     torch.testing.assert_close(scaled[~slots], plain[~slots])  # text tokens untouched
+
+
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_cached_piece_ids_equal_one_tokenizer_call_per_piece(tiny_llm, hybrid):
+    """Prompt pieces are tokenised once each (the tokenizer's per-call overhead dominated encoding);
+    the ids must be those of calling the tokenizer on every piece, as before the cache."""
+    from methods.llm.batches import encode
+    from methods.llm.prompts import answer_text, build_prompt
+
+    rec = _rec(tiny_llm, hybrid=hybrid)
+    calls: list[str] = []
+
+    def per_call(text: str, special: bool) -> list[int]:
+        calls.append(text)
+        return rec.tokenizer(text, add_special_tokens=special)["input_ids"]
+
+    hist, cands = _samples(n=6)
+    for h, c in zip(hist, cands):
+        pieces = build_prompt(h, tuple(int(x) for x in c), TITLES, "movie", hybrid)
+        expected = encode(per_call, rec.tokenizer.pad_token_id, pieces, answer_text(TITLES[int(c[0])]))
+        assert rec.encode(h, c, hybrid, int(c[0])) == expected
+    rec.piece_ids.cache_clear()
+    for h, c in zip(hist, cands):
+        rec.encode(h, c, hybrid, int(c[0]))
+    first = rec.piece_ids.cache_info()
+    assert first.misses == len(set(calls))  # each distinct piece went to the tokenizer once
+    for h, c in zip(hist, cands):
+        rec.encode(h, c, hybrid, int(c[0]))
+    again = rec.piece_ids.cache_info()
+    assert again.misses == first.misses and again.hits == first.hits + len(calls)  # the same prompts: every piece a hit

@@ -7,6 +7,8 @@ row computes what it would compute alone. Padding never exceeds the batch's long
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +17,7 @@ import torch
 from methods.llm.prompts import ItemSlot, Piece
 
 IGNORE = -100  # label of positions that carry no loss (prompt, padding)
+PIECE_CACHE = 8192  # distinct prompt pieces kept per tokenizer (ml-100k: 1682 titles + template pieces)
 
 
 @dataclass
@@ -40,7 +43,25 @@ class Batch:
         return Batch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))  # type: ignore[arg-type]
 
 
-def encode(tokenizer: Any, pieces: list[Piece], answer: str | None = None) -> Encoded:
+PieceIds = Callable[[str, bool], tuple[int, ...]]  # (text, add_special_tokens) -> token ids
+
+
+def piece_tokenizer(tokenizer: Any) -> PieceIds:
+    """The tokenizer on one prompt piece, each distinct piece tokenised once. A prompt is ~30
+    titles and template pieces, each tokenised on its own (its ids never depend on its
+    neighbours), and the tokenizer's per-call overhead, not BPE, dominated: encoding a hybrid
+    window cost more than its whole training step on an H100 (bench/llm_encode.py measures both
+    ways side by side). A text-only prompt is one whole-prompt piece that never repeats, so the
+    cache is a bounded LRU: titles and template pieces, used in every hybrid prompt, stay in it."""
+
+    @functools.lru_cache(maxsize=PIECE_CACHE)
+    def ids(text: str, special: bool) -> tuple[int, ...]:
+        return tuple(tokenizer(text, add_special_tokens=special)["input_ids"])
+
+    return ids
+
+
+def encode(piece_ids: PieceIds, pad_id: int, pieces: list[Piece], answer: str | None = None) -> Encoded:
     """Tokenise text pieces separately (special tokens, e.g. a BOS, only before the first);
     an ItemSlot takes one position. The answer is tokenised on its own, so the same answer
     tokens are scored after any prompt."""
@@ -49,17 +70,13 @@ def encode(tokenizer: Any, pieces: list[Piece], answer: str | None = None) -> En
     for piece in pieces:
         if isinstance(piece, ItemSlot):
             slots.append((len(ids), piece.item))
-            ids.append(tokenizer.pad_token_id)
+            ids.append(pad_id)
         else:
-            ids.extend(tokenizer(piece, add_special_tokens=not ids)["input_ids"])
+            ids.extend(piece_ids(piece, not ids))
     start = len(ids)
     if answer is not None:
-        ids.extend(answer_ids(tokenizer, answer))
+        ids.extend(piece_ids(answer, False))
     return Encoded(ids, slots, start)
-
-
-def answer_ids(tokenizer: Any, answer: str) -> list[int]:
-    return tokenizer(answer, add_special_tokens=False)["input_ids"]
 
 
 def collate(rows: list[Encoded], pad_id: int) -> Batch:

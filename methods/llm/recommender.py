@@ -18,7 +18,7 @@ from torch import nn
 
 from methods.llm.adapters import GateState, LoraSpec, Projector, Router, attach_lora
 from methods.llm.backbone import load_backbone
-from methods.llm.batches import Batch, Encoded, collate, encode
+from methods.llm.batches import Batch, Encoded, collate, encode, piece_tokenizer
 from methods.llm.prompts import answer_text, build_prompt
 
 GATE_INPUTS = ("sequence", "random", "token_mean")
@@ -60,6 +60,7 @@ class LLMRecommender:
         self.sequence_model = sequence_model
         torch.manual_seed(seed)  # adapter, projector and router initialisation
         model, self.tokenizer = load_backbone(llm, device)
+        self.piece_ids = piece_tokenizer(self.tokenizer)
         self.d_llm = model.get_input_embeddings().embedding_dim
         self.gate: GateState | None = None
         if design.lora is not None:
@@ -88,7 +89,8 @@ class LLMRecommender:
 
     def encode(self, history: tuple[int, ...], candidates: Sequence[int], hybrid: bool, answer: int | None = None) -> Encoded:
         pieces = build_prompt(tuple(history), tuple(int(c) for c in candidates), self.titles, self.domain, hybrid)
-        return encode(self.tokenizer, pieces, None if answer is None else answer_text(self.titles[answer]))
+        return encode(self.piece_ids, self.tokenizer.pad_token_id, pieces,
+                      None if answer is None else answer_text(self.titles[answer]))
 
     def collate(self, rows: list[Encoded]) -> Batch:
         return collate(rows, self.tokenizer.pad_token_id).to(self.device)

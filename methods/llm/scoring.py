@@ -18,7 +18,6 @@ import torch
 from tqdm import tqdm
 
 from harness.compat import kv_cache_argument
-from methods.llm.batches import answer_ids
 from methods.llm.prompts import answer_text
 from methods.llm.recommender import LLMRecommender
 
@@ -32,7 +31,7 @@ def likelihood(
     """[N, C] log-probabilities of each candidate title as the answer; and the [N, K] gates (or None)."""
     rec.train(False)
     n, c = candidates.shape
-    answers = {int(i): answer_ids(rec.tokenizer, answer_text(rec.titles[int(i)])) for i in np.unique(candidates)}
+    answers = {int(i): list(rec.piece_ids(answer_text(rec.titles[int(i)]), False)) for i in np.unique(candidates)}
     scores = np.zeros((n, c), dtype=np.float64)
     gates = []
     for start in tqdm(range(0, n, batch_size), desc="likelihood", unit="batch", disable=None, leave=False):
