@@ -7,9 +7,8 @@ A prompt is the paper's template around ~30 titles (10 history items, 20 candida
 piece is tokenised on its own (`methods/llm/batches.py: encode`). Before the cache, every piece was
 one tokenizer call; `piece_tokenizer` calls the tokenizer once per distinct piece. Both ways run
 here side by side on the same real training windows (text and hybrid prompts, with the answer),
-from a cold cache, and must give identical ids. The training loop encodes every window once to
-bucket them by length, then again in each batch, so the per-window cost is paid at least twice
-per epoch. Prints one table: ms per window each way, the speed-up, and the time for all the
+from a cold cache, and must give identical ids. The training loop encodes every window in each
+epoch's batches, plus once up front as text to bucket them by length. Prints one table: ms per window each way, the speed-up, and the time for all the
 seed's training windows at that rate (an extrapolation from --windows, labelled as such).
 """
 

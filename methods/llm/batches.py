@@ -47,12 +47,13 @@ PieceIds = Callable[[str, bool], tuple[int, ...]]  # (text, add_special_tokens) 
 
 
 def piece_tokenizer(tokenizer: Any) -> PieceIds:
-    """The tokenizer on one prompt piece, each distinct piece tokenised once. A prompt is ~30
-    titles and template pieces, each tokenised on its own (its ids never depend on its
-    neighbours), and the tokenizer's per-call overhead, not BPE, dominated: encoding a hybrid
-    window cost more than its whole training step on an H100 (bench/llm_encode.py measures both
-    ways side by side). A text-only prompt is one whole-prompt piece that never repeats, so the
-    cache is a bounded LRU: titles and template pieces, used in every hybrid prompt, stay in it."""
+    """The tokenizer on one prompt piece, each distinct piece tokenised once. A hybrid prompt is
+    ~30 titles and template pieces, each tokenised on its own (its ids never depend on its
+    neighbours), and the tokenizer's per-call overhead dominated: 1.2 ms per window here, against
+    ~10 ms for llara's whole training step per window on an H100; 0.15 ms cached
+    (bench/llm_encode.py, both ways side by side). A text-only prompt is one whole-prompt piece that
+    never repeats (the cache costs it ~0.06 ms), so the cache is a bounded LRU: titles and template
+    pieces, used in every hybrid prompt, stay in it."""
 
     @functools.lru_cache(maxsize=PIECE_CACHE)
     def ids(text: str, special: bool) -> tuple[int, ...]:
