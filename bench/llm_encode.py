@@ -8,8 +8,9 @@ piece is tokenised on its own (`methods/llm/batches.py: encode`). Before the cac
 one tokenizer call; `piece_tokenizer` calls the tokenizer once per distinct piece. Both ways run
 here side by side on the same real training windows (text and hybrid prompts, with the answer),
 from a cold cache, and must give identical ids. The training loop encodes every window in each
-epoch's batches, plus once up front as text to bucket them by length. Prints one table: ms per window each way, the speed-up, and the time for all the
-seed's training windows at that rate (an extrapolation from --windows, labelled as such).
+epoch's batches, plus once up front as text to bucket them by length. Prints one table: ms per
+window each way, the speed-up, and the time for all the seed's training windows at that rate (an
+extrapolation from --windows, labelled as such).
 """
 
 from __future__ import annotations
@@ -43,12 +44,13 @@ def main() -> None:
     session = Session(RunPlan(dataset=args.dataset, out=Path("/tmp/ilora-bench-llm-encode"), device="cpu"))
     split, cands = session.prepare(0)
     data = session.data
+    domain = domain_for(data.name)
     items = training_items(split.train, data.n_items, cands.valid.candidates.shape[1], args.windows, 0)
     per_call = lambda text, special: tokenizer(text, add_special_tokens=special)["input_ids"]  # noqa: E731  (before the cache)
 
     rows = []
     for hybrid in (False, True):
-        prompts = [(build_prompt(tuple(it.history), tuple(it.candidates), data.titles, domain_for(data.name), hybrid),
+        prompts = [(build_prompt(tuple(it.history), tuple(it.candidates), data.titles, domain, hybrid),
                     answer_text(data.titles[it.target])) for it in items]
         timings, encoded = {}, {}
         for name, piece_ids in (("per call", per_call), ("cached", piece_tokenizer(tokenizer))):
