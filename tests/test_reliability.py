@@ -123,3 +123,35 @@ def test_required_methods_run_first_and_their_training_is_not_the_callers_fit_ti
     assert records["toy-markov"]["status"] == "ok"  # trained (and recorded) on demand
     needs = records["toy-needs"]
     assert needs["required_seconds"] > 0 and needs["fit_seconds"] < needs["required_seconds"]
+
+
+def test_a_required_method_whose_saved_model_is_gone_is_retrained_without_rewriting_its_record(tmp_path, caplog):
+    """Records are committed, artifacts are not: a fresh clone must not rewrite a committed record."""
+    import json
+    import shutil
+
+    import tests.toy_methods  # noqa: F401
+    from harness.runner import RunPlan, run_benchmark
+
+    def plan(methods):
+        return RunPlan(dataset="synthetic", methods=methods, out=tmp_path, device="cpu")
+
+    run_benchmark(plan("toy-markov"))
+    record = next((tmp_path / "runs" / "synthetic" / "toy-markov").glob("*.json"))
+    committed = record.read_text()
+    artifacts = tmp_path / "artifacts" / "synthetic" / "toy-markov"
+    shutil.rmtree(artifacts)
+    run_benchmark(plan("toy-needs"))
+    assert record.read_text() == committed  # same test metrics: the record is kept byte for byte
+    assert (artifacts / record.stem / "COMPLETE").exists()  # and the saved model is back
+
+    changed = json.loads(committed)  # as if training had been nondeterministic: the record said otherwise
+    next(iter(changed["metrics"]["test"].values()))["HR@1"] = 0.0
+    record.write_text(json.dumps(changed))
+    shutil.rmtree(artifacts)
+    shutil.rmtree(tmp_path / "runs" / "synthetic" / "toy-needs")
+    with caplog.at_level("WARNING"):
+        run_benchmark(plan("toy-needs"))
+    rewritten = json.loads(record.read_text())
+    assert rewritten["metrics"] == json.loads(committed)["metrics"]  # the model now saved is what it describes
+    assert "record replaced" in caplog.text
