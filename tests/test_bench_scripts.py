@@ -53,7 +53,8 @@ def test_gpu_protocol_runs_end_to_end_on_cpu_with_a_tiny_model(tiny_llm, tmp_pat
 def test_gpu_protocol_unknown_method_is_one_line_error():
     out = run_script("--methods", "llara,lora")
     assert out.returncode == 2
-    assert out.stderr.strip() == "gpu_protocol: error: --methods: unknown lora (choose from ilora, tallrec, llara)"
+    assert out.stderr.strip() == ("gpu_protocol: error: --methods: unknown method 'lora' (did you mean 'ilora'?); "
+                                  "available: ilora, tallrec, llara")
     out = run_script("--windows", "0")
     assert out.returncode == 2 and out.stderr.strip() == "gpu_protocol: error: --windows 0: must be at least 1"
 
