@@ -97,6 +97,30 @@ def test_named_pairs_face_the_floors_within_one_llm_profile_and_backbone():
     section = Section("s", "d", rows + [row("ilora", "likelihood", "cpu-long"), row("ilora", "likelihood", "cpu-long", "gemma3-270m")],
                       [], [], [0], [])
     _compare(section)
-    pairs = [r[1] for r in _relative_rows([section]) if r[0] == "d"]
-    assert pairs == ["ilora cpu-long (likelihood) vs tallrec cpu-long (likelihood)",
-                     "ilora cpu-long gemma3-270m (likelihood) vs tallrec cpu-long gemma3-270m (likelihood)"]
+    table = [r for r in _relative_rows([section]) if r[0] == "d"]
+    assert [r[1] for r in table] == ["ilora cpu-long (likelihood) vs tallrec cpu-long (likelihood)",
+                                     "ilora cpu-long gemma3-270m (likelihood) vs tallrec cpu-long gemma3-270m (likelihood)"]
+    assert [r[2] for r in table] == ["cpu-long · smollm2", "cpu-long · gemma3-270m"]
+
+
+def test_ilora_over_lora_is_its_own_holm_family():
+    """The headline pairs are corrected over that table only, not over the whole section."""
+    from harness.report import stats
+    from harness.report.leaderboard import Row, Section, _compare, _relative_rows
+
+    def row(method: str, llm: str, hit_every: int) -> Row:
+        outcomes = {("c", i): 1 if i % hit_every == 0 else 2 for i in range(60)}
+        return Row(f"{method} {llm}", method, "likelihood", [{"params": {"profile": "cpu-long", "llm": llm},
+                                                             "trainable_parameters": 1}], outcomes)
+
+    rows = [row("pop", "-", 1), row("ilora", "a", 2), row("tallrec", "a", 6), row("ilora", "b", 3),
+            row("tallrec", "b", 3), row("llm-zeroshot", "a", 5), row("llm-zeroshot", "b", 5)]
+    for r in rows[:1]:
+        r.runs[0]["params"] = {}
+    section = Section("s", "d", rows, [], [], [0], [])
+    _compare(section)
+    named = [c for c in section.named if (c.a.method, c.b.method) == ("ilora", "tallrec")]
+    table = [r for r in _relative_rows([section]) if r[0] == "d"]
+    assert [r[8] for r in table] == [f"{c.p:.3g}" for c in named]
+    assert [r[9] for r in table] == [f"{p:.3g}" for p in stats.holm([c.p for c in named])]
+    assert float(table[0][9]) < named[0].p_holm  # the section-wide correction counts many more comparisons

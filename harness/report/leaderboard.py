@@ -242,20 +242,28 @@ def _comparison_rows(comparisons: list[Comparison]) -> list[list[str]]:
 
 
 def _relative_rows(sections: list[Section]) -> list[list[str]]:
-    """iLoRA over plain LoRA (tallrec), as the iLoRA paper states its claim (+11.4% on average)."""
+    """iLoRA over plain LoRA (tallrec), as the iLoRA paper states its claim (+11.4% on average).
+
+    This is the question the benchmark exists for, so these pairs are also tested as a family of
+    their own (Holm over this table's rows), beside the section-wide correction of the comparison
+    table above, which also counts every row against the best and every LLM row against the floors.
+    """
+    pairs = [(s, c) for s in sections for c in s.named if (c.a.method, c.b.method) == ("ilora", "tallrec")]
     out, rels = [], []
-    for s in sections:
-        # The named ilora-vs-tallrec comparisons: same mode, same profile and backbone (`_compare`).
-        for c in (c for c in s.named if (c.a.method, c.b.method) == ("ilora", "tallrec")):
-            a, b = c.a.hits(c.keys), c.b.hits(c.keys)
-            point, low, high = stats.relative_improvement(a, b)
-            ratio = c.a.runs[0]["trainable_parameters"] / max(1, c.b.runs[0]["trainable_parameters"])
-            rels.append(point)
-            out.append([s.dataset, f"{c.a.label} vs {c.b.label}", f"{b.mean():.4f}", f"{a.mean():.4f}",
-                        _pct(point), f"[{_pct(low)}, {_pct(high)}]", f"{ratio:.4f}"])
+    # The named ilora-vs-tallrec comparisons: same mode, same profile and backbone (`_compare`).
+    for (s, c), p_holm in zip(pairs, stats.holm([c.p for _, c in pairs])):
+        a, b = c.a.hits(c.keys), c.b.hits(c.keys)
+        point, low, high = stats.relative_improvement(a, b)
+        ratio = c.a.runs[0]["trainable_parameters"] / max(1, c.b.runs[0]["trainable_parameters"])
+        params = c.a.runs[0]["params"]
+        budget = " · ".join(str(params[k]) for k in PAIRING_KEYS if k in params)
+        rels.append(point)
+        out.append([s.dataset, f"{c.a.label} vs {c.b.label}", budget, str(len(c.keys)), f"{b.mean():.4f}",
+                    f"{a.mean():.4f}", _pct(point), f"[{_pct(low)}, {_pct(high)}]", f"{c.p:.3g}",
+                    f"{p_holm:.3g}", f"{ratio:.4f}"])
     finite = [r for r in rels if math.isfinite(r)]
     if len(out) > 1 and finite:
-        out.append(["average", "", "", "", _pct(float(np.mean(finite))), "", ""])
+        out.append(["average", "", "", "", "", "", _pct(float(np.mean(finite))), "", "", "", ""])
     return out
 
 
@@ -373,9 +381,15 @@ def render_markdown(sections: list[Section], figures: dict[str, str] | None = No
             out.extend(f"- {name}: `{json.dumps(params, sort_keys=True)}`\n" for name, params in s.tagged)
     relative = _relative_rows(sections)
     if relative:
-        out.append("\n## iLoRA over plain LoRA (the paper's claim: +11.4% HR@1 on average)\n\n")
+        out.append("\n## iLoRA over plain LoRA (the paper's claim: +11.4% HR@1 on average)\n\n"
+                   "Paired on the same test samples, one row per budget profile, backbone and scoring mode. These "
+                   "pairs are the benchmark's headline question, so their Wilcoxon p-values are Holm-corrected "
+                   "over this table's rows only; the section tables above correct the same pairs together with "
+                   "all their other comparisons, hence a larger p there.\n\n")
         out.append(tabulate(
-            relative, headers=["data set", "rows (same profile and backbone)", "tallrec HR@1", "ilora HR@1", "relative", "95% CI", "params ratio"],
+            relative, headers=["data set", "rows (same profile and backbone)", "profile · backbone", "samples",
+                               "tallrec HR@1", "ilora HR@1", "relative", "95% CI", "p (Wilcoxon)",
+                               "p (Holm, this table)", "params ratio"],
             tablefmt="github", disable_numparse=True,
         ) + "\n")
     if "tuning" in figures:
