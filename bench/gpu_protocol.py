@@ -125,10 +125,10 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(LLM_METHODS), help="LLM methods to run (default all three)")
     args = parser.parse_args()
     methods = [m for m in args.methods.split(",") if m]
-    if unknown := [m for m in methods if m not in LLM_METHODS]:
+    if unknown := next((m for m in methods if m not in LLM_METHODS), None):
         from harness.registry import unknown_name_message
 
-        fail(f"--methods: {unknown_name_message('method', unknown[0], list(LLM_METHODS))}")
+        fail(f"--methods: {unknown_name_message('method', unknown, list(LLM_METHODS))}")
     if args.windows is not None and args.windows < 1:
         fail(f"--windows {args.windows}: must be at least 1")
     if args.wheels:

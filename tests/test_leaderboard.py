@@ -115,8 +115,7 @@ def test_ilora_over_lora_is_its_own_holm_family():
 
     rows = [row("pop", "-", 1), row("ilora", "a", 2), row("tallrec", "a", 6), row("ilora", "b", 3),
             row("tallrec", "b", 3), row("llm-zeroshot", "a", 5), row("llm-zeroshot", "b", 5)]
-    for r in rows[:1]:
-        r.runs[0]["params"] = {}
+    rows[0].runs[0]["params"] = {}  # pop: no profile or backbone, pairs with every row
     section = Section("s", "d", rows, [], [], [0], [])
     _compare(section)
     named = [c for c in section.named if (c.a.method, c.b.method) == ("ilora", "tallrec")]

@@ -248,9 +248,9 @@ def _relative_rows(sections: list[Section]) -> list[list[str]]:
     their own (Holm over this table's rows), beside the section-wide correction of the comparison
     table above, which also counts every row against the best and every LLM row against the floors.
     """
+    # The named ilora-vs-tallrec comparisons: same mode, same profile and backbone (`_compare`).
     pairs = [(s, c) for s in sections for c in s.named if (c.a.method, c.b.method) == ("ilora", "tallrec")]
     out, rels = [], []
-    # The named ilora-vs-tallrec comparisons: same mode, same profile and backbone (`_compare`).
     for (s, c), p_holm in zip(pairs, stats.holm([c.p for _, c in pairs])):
         a, b = c.a.hits(c.keys), c.b.hits(c.keys)
         point, low, high = stats.relative_improvement(a, b)
