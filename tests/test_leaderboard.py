@@ -76,8 +76,8 @@ def test_named_pairs_face_the_floors_within_one_llm_profile_and_backbone():
     def row(method: str, mode: str, profile: str | None = None, llm: str = "smollm2") -> Row:
         params = {} if profile is None else {"profile": profile, "llm": llm}
         tag = "" if llm == "smollm2" else f" {llm}"
-        return Row(f"{method} {profile}{tag} ({mode})", method, mode, [{"params": params, "trainable_parameters": 1}],
-                   dict(outcomes))
+        run = {"params": params, "trainable_parameters": 1, "seed": 0, "candidates": {"sha256": "c"}}
+        return Row(f"{method} {profile}{tag} ({mode})", method, mode, [run], dict(outcomes))
 
     rows = [row("pop", "rank"), row("tallrec", "likelihood", "cpu"), row("tallrec", "likelihood", "cpu-long"),
             row("llm-zeroshot", "likelihood", "cpu"), row("llm-zeroshot", "likelihood", "cpu-long"),
@@ -111,7 +111,8 @@ def test_ilora_over_lora_is_its_own_holm_family():
     def row(method: str, llm: str, hit_every: int) -> Row:
         outcomes = {("c", i): 1 if i % hit_every == 0 else 2 for i in range(60)}
         return Row(f"{method} {llm}", method, "likelihood", [{"params": {"profile": "cpu-long", "llm": llm},
-                                                             "trainable_parameters": 1}], outcomes)
+                                                             "trainable_parameters": 1, "seed": 0,
+                                                             "candidates": {"sha256": "c"}}], outcomes)
 
     rows = [row("pop", "-", 1), row("ilora", "a", 2), row("tallrec", "a", 6), row("ilora", "b", 3),
             row("tallrec", "b", 3), row("llm-zeroshot", "a", 5), row("llm-zeroshot", "b", 5)]
@@ -120,6 +121,22 @@ def test_ilora_over_lora_is_its_own_holm_family():
     _compare(section)
     named = [c for c in section.named if (c.a.method, c.b.method) == ("ilora", "tallrec")]
     table = [r for r in _relative_rows([section]) if r[0] == "d"]
-    assert [r[8] for r in table] == [f"{c.p:.3g}" for c in named]
-    assert [r[9] for r in table] == [f"{p:.3g}" for p in stats.holm([c.p for c in named])]
-    assert float(table[0][9]) < named[0].p_holm  # the section-wide correction counts many more comparisons
+    assert [r[9] for r in table] == [f"{c.p:.3g}" for c in named]
+    assert [r[10] for r in table] == [f"{p:.3g}" for p in stats.holm([c.p for c in named])]
+    assert float(table[0][10]) < named[0].p_holm  # the section-wide correction counts many more comparisons
+
+
+def test_ilora_over_lora_gives_the_difference_on_each_seed():
+    """Pooled over seeds, ilora is ahead; the table also shows it lost on seed 1."""
+    from harness.report.leaderboard import Row, Section, _compare, _relative_rows
+
+    def row(method: str, hits: dict[int, int]) -> Row:
+        runs = [{"params": {"profile": "cpu-long", "llm": "x"}, "trainable_parameters": 1, "seed": seed,
+                 "candidates": {"sha256": f"sha{seed}"}} for seed in (2, 0, 1)]
+        outcomes = {(f"sha{seed}", i): 1 if i < hits[seed] else 2 for seed in hits for i in range(10)}
+        return Row(method, method, "likelihood", runs, outcomes)
+
+    section = Section("s", "d", [row("ilora", {0: 6, 1: 2, 2: 5}), row("tallrec", {0: 1, 1: 3, 2: 5})], [], [], [0, 1, 2], [])
+    _compare(section)
+    (line,) = [r for r in _relative_rows([section]) if r[0] == "d"]
+    assert line[8] == "+0.500 (seed 0), -0.100 (seed 1), +0.000 (seed 2)"

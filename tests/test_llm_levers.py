@@ -63,3 +63,33 @@ def test_train_probe_reload_and_knobs(levers, tmp_path, monkeypatch):
     method, params = levers.build(session, method_name, {**overrides, "projector_scale": "embedding"}, 0, tmp_path / "m3")
     assert "projector_scale" not in params
     assert method.recommender().item_scale == pytest.approx(1.0) and method.record_extra()["item_scale"] == pytest.approx(1.0)
+
+
+def test_rescore_reproduces_the_record_and_refuses_a_foreign_adapter(tiny_llm, tmp_path):
+    """bench/llm_rescore.py: the summed rule is the recorded one, rank for rank; an adapter that is not
+    the record's (here: perturbed) stops it instead of reporting numbers about another model."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from harness.errors import UserError
+    from harness.runner import RunPlan, Session
+
+    rescore = load_bench_script("llm_rescore")
+    plan = RunPlan(dataset="synthetic", out=tmp_path, device="cpu", shared={"llm": str(tiny_llm)}, params={"tallrec": TINY})
+    session = Session(plan)
+    with pytest.raises(UserError, match="no run record"):
+        rescore.rescore(session, "tallrec", 0)
+    status, path = session.run("tallrec", 0)
+    assert status == "ok"
+    row = rescore.rescore(session, "tallrec", 0)
+    recorded = json.loads(path.read_text())["metrics"]["test"]["likelihood"]["HR@1"]
+    assert row["test_sum_hr1"] == recorded
+    assert len(row["test_mean_hits"]) == len(row["test_sum_hits"]) and 0 <= row["valid_mean_hr1"] <= 1
+
+    adapter = session.work_dir("tallrec", 0) / "adapter" / "adapter.safetensors"
+    torch.manual_seed(0)
+    save_file({k: v + 0.5 * torch.randn_like(v) for k, v in load_file(str(adapter)).items()}, str(adapter))
+    with pytest.raises(RuntimeError, match="not the adapter that record scored"):
+        rescore.rescore(session, "tallrec", 0)
