@@ -78,8 +78,8 @@ def rescore(session: Session, name: str, seed: int) -> dict[str, Any]:
             if part == "test" and rule == "sum":
                 recorded = [s["rank"]["likelihood"] for s in session.store.samples(record)]
                 if recorded != ranks.tolist():
-                    raise RuntimeError(f"{name} seed {seed}: the saved adapter's test ranks differ from {path}'s; "
-                                       f"it is not the adapter that record scored")
+                    raise UserError(f"{name} seed {seed}: the saved adapter's test ranks differ from {path}'s; it is "
+                                    f"not the adapter that record scored (its run_bench.py command with --force retrains it)")
         row[f"{part}_mean_title_tokens_of_target"] = float(np.mean(tokens[np.arange(len(tokens)), samples.target_index]))
         row[f"{part}_mean_title_tokens"] = float(tokens.mean())
     return row

@@ -91,5 +91,5 @@ def test_rescore_reproduces_the_record_and_refuses_a_foreign_adapter(tiny_llm, t
     adapter = session.work_dir("tallrec", 0) / "adapter" / "adapter.safetensors"
     torch.manual_seed(0)
     save_file({k: v + 0.5 * torch.randn_like(v) for k, v in load_file(str(adapter)).items()}, str(adapter))
-    with pytest.raises(RuntimeError, match="not the adapter that record scored"):
+    with pytest.raises(UserError, match="not the adapter that record scored"):
         rescore.rescore(session, "tallrec", 0)
