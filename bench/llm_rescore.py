@@ -32,7 +32,7 @@ from tabulate import tabulate
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.errors import UserError  # noqa: E402
-from harness.evaluate import metrics, ranks_from_scores  # noqa: E402
+from harness.evaluate import ranks_from_scores  # noqa: E402
 from harness.records import atomic_write_text, config_hash  # noqa: E402
 from harness.registry import unknown_name_message  # noqa: E402
 from harness.report.stats import paired_test  # noqa: E402
@@ -43,21 +43,17 @@ LLM_METHODS = ("llm-zeroshot", "tallrec", "llara", "ilora")
 RULES = ("sum", "mean")  # log-probability of the title, summed over its tokens / divided by their number
 
 
-def hr1(scores: np.ndarray, target_index: np.ndarray) -> float:
-    return metrics(ranks_from_scores(scores, target_index))["HR@1"]
-
-
 def rescore(session: Session, name: str, seed: int) -> dict[str, Any]:
     """Per rule and part, HR@1 and the per-sample hits; checks the sum rule against the record."""
     from methods.llm.prompts import answer_text
     from methods.llm.scoring import likelihood
 
     params = session.params_for(name)
-    path = session.store.path(session.data.name, name, config_hash(session.config(name, params, seed)))
-    if not path.exists():
+    run_hash = config_hash(session.config(name, params, seed))
+    path = session.store.path(session.data.name, name, run_hash)
+    if not session.store.finished(session.data.name, name, run_hash):
         raise UserError(f"{name} seed {seed}: no run record {path}; run run_bench.py with the same options first")
-    record = json.loads(path.read_text())
-    record["_path"] = str(path)
+    recorded = [s["rank"]["likelihood"] for s in session.store.samples({"_path": str(path)})]
     method = METHODS.get(name).obj(session.context(name, seed, session.work_dir(name, seed)), **params)
     rec = method.recommender()
     if method.trains:
@@ -71,15 +67,13 @@ def rescore(session: Session, name: str, seed: int) -> dict[str, Any]:
         logp, _ = likelihood(rec, samples.histories, samples.candidates, method.settings["score_batch"])
         length = {int(i): len(rec.piece_ids(answer_text(rec.titles[int(i)]), False)) for i in np.unique(samples.candidates)}
         tokens = np.vectorize(length.__getitem__)(samples.candidates)
-        for rule, scores in (("sum", logp), ("mean", logp / tokens)):
-            ranks = ranks_from_scores(scores, samples.target_index)
-            row[f"{part}_{rule}_hits"] = (ranks == 1).astype(int).tolist()
-            row[f"{part}_{rule}_hr1"] = float(np.mean(ranks == 1))
-            if part == "test" and rule == "sum":
-                recorded = [s["rank"]["likelihood"] for s in session.store.samples(record)]
-                if recorded != ranks.tolist():
-                    raise UserError(f"{name} seed {seed}: the saved adapter's test ranks differ from {path}'s; it is "
-                                    f"not the adapter that record scored (its run_bench.py command with --force retrains it)")
+        ranks = {rule: ranks_from_scores(scores, samples.target_index) for rule, scores in zip(RULES, (logp, logp / tokens))}
+        if part == "test" and ranks["sum"].tolist() != recorded:
+            raise UserError(f"{name} seed {seed}: the saved adapter's test ranks differ from {path}'s; it is "
+                            f"not the adapter that record scored (its run_bench.py command with --force retrains it)")
+        for rule, r in ranks.items():
+            row[f"{part}_{rule}_hits"] = (r == 1).astype(int).tolist()
+            row[f"{part}_{rule}_hr1"] = float(np.mean(r == 1))
         row[f"{part}_mean_title_tokens_of_target"] = float(np.mean(tokens[np.arange(len(tokens)), samples.target_index]))
         row[f"{part}_mean_title_tokens"] = float(tokens.mean())
     return row
@@ -99,7 +93,7 @@ def print_table(rows: list[dict[str, Any]], pop: dict[str, list[int]]) -> None:
         s, m = (np.array(r[f"test_{rule}_hits"]) for rule in RULES)
         table.append([r["method"], f"{r['valid_sum_hr1']:.3f}", f"{r['valid_mean_hr1']:.3f}", f"{r['test_sum_hr1']:.3f}",
                       f"{r['test_mean_hr1']:.3f}", f"{m.mean() - s.mean():+.3f}", f"{paired_test(m, s):.3g}",
-                      f"{np.mean(r['test_mean_hits']) - np.mean(pop['test']):+.3f}",
+                      f"{m.mean() - np.mean(pop['test']):+.3f}",
                       f"{paired_test(m, np.array(pop['test'])):.3g}"])
     table.append(["(pop)", f"{np.mean(pop['valid']):.3f}", "", f"{np.mean(pop['test']):.3f}", "", "", "", "", ""])
     print(tabulate(table, headers=["method", "valid sum", "valid mean", "test sum (as recorded)", "test mean",
@@ -122,29 +116,26 @@ def main() -> None:
     names = [n.strip() for n in args.methods.split(",") if n.strip()]
     unknown = next((n for n in names if n not in LLM_METHODS), None)
     if unknown is not None:
-        sys.exit(f"error: --methods: {unknown_name_message('method', unknown, LLM_METHODS)}")
+        sys.exit(f"error: --methods: {unknown_name_message('method', unknown, list(LLM_METHODS))}")
     shared = {k: v for k, v in (("profile", args.profile), ("llm", args.llm)) if v is not None}
     session = Session(RunPlan(dataset=args.dataset, out=args.out, seeds=[args.seed], shared=shared,
                              command="bench/llm_rescore.py"))
     log_path = args.log or args.out / "levers" / f"rescore-{args.dataset}.jsonl"
     done = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.exists() else []
 
-    def key(name: str) -> tuple[str, int, str]:
-        return name, args.seed, config_hash(session.params_for(name))
+    def finished(name: str) -> dict[str, Any] | None:
+        key = (name, args.seed, config_hash(session.params_for(name)))
+        return next((r for r in done if (r["method"], r["seed"], config_hash(r["params"])) == key), None)
 
     try:
-        for name in names:
-            if any((r["method"], r["seed"], config_hash(r["params"])) == key(name) for r in done):
-                continue
-            if not args.table_only:
-                done.append(rescore(session, name, args.seed))
-                log_path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in done))
-                logging.info("%s rescored -> %s", name, log_path)
+        for name in [] if args.table_only else [n for n in names if finished(n) is None]:
+            done.append(rescore(session, name, args.seed))
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in done))
+            logging.info("%s rescored -> %s", name, log_path)
     except UserError as e:
         sys.exit(f"error: {e}")
-    rows = [r for n in names for r in done if (r["method"], r["seed"], config_hash(r["params"])) == key(n)]
-    print_table(rows, pop_hits(session, args.seed))
+    print_table([r for r in map(finished, names) if r is not None], pop_hits(session, args.seed))
 
 
 if __name__ == "__main__":
