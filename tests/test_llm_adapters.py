@@ -206,6 +206,23 @@ def test_likelihood_names_the_samples_with_non_finite_scores(tiny_llm, monkeypat
         likelihood(rec, hist, cands, 2)
 
 
+def test_scoring_without_a_terminal_logs_progress_in_samples(tiny_llm, caplog):
+    """A nohup'd run's log must show scoring advance (tqdm draws nothing there); batches of 3 over 20
+    samples cross the tenths unevenly, so a line per tenth crossed, and one at the end."""
+    import logging
+
+    from methods.llm.scoring import generate, likelihood
+
+    rec = _rec(tiny_llm)
+    hist, cands = _samples(20)
+    with caplog.at_level(logging.INFO, logger="ilora_bench"):
+        likelihood(rec, hist, cands, 3)
+        generate(rec, hist, cands, 3, 4)
+    for what in ("likelihood", "generate"):
+        lines = [m.split(",")[0] for m in caplog.messages if m.startswith(what)]
+        assert lines == [f"{what} sample {k}/20" for k in (3, 6, 9, 12, 15, 18, 20)], lines
+
+
 def test_training_attention_keeps_cuda_off_the_memory_efficient_kernel():
     from harness.compat import training_attention
 

@@ -22,10 +22,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from harness.compat import training_attention
 from harness.data import Sample
+from harness.progress import Progress
 from methods.llm.batches import IGNORE, length_buckets
 from methods.llm.recommender import LLMRecommender
 
@@ -101,10 +101,7 @@ def train(
     total = per_epoch * cfg.epochs
     trace = TrainLog([], [])
     step = 0
-    progress = tqdm(total=total, desc="train", unit="step", disable=None)
-    # No terminal (a nohup'd or piped run): tqdm draws nothing, so log a line every tenth of the steps.
-    every = max(1, total // 10) if progress.disable else 0
-    t_start = time.perf_counter()
+    progress = Progress(total, "train", "step", log)
     for epoch in range(cfg.epochs):
         rec.train(True)
         batches = length_buckets(lengths, cfg.batch_size, rng)
@@ -134,12 +131,7 @@ def train(
                 trace.hybrid.append(hybrid)
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            progress.update(1)
-            progress.set_postfix_str(f"loss {step_loss:.3f} epoch {epoch + 1} hybrid {int(hybrid)}")
-            if every and (step % every == 0 or step == total):
-                elapsed = time.perf_counter() - t_start
-                log.info("train step %d/%d, loss %.3f, %.1f min so far, ~%.1f min left", step, total, step_loss,
-                         elapsed / 60, elapsed / step * (total - step) / 60)
+            progress.update(1, f"loss {step_loss:.3f} epoch {epoch + 1} hybrid {int(hybrid)}")
         if after_epoch is not None:
             after_epoch(epoch)
     progress.close()
