@@ -444,7 +444,9 @@ def run_benchmark(plan: RunPlan) -> RunSummary:
         estimates.append(e.obj.estimate_minutes(params))
     if session.device == "cpu" and None not in estimates:
         log.info("plan: %d run(s); roughly %.0f min in all on 2 idle CPU cores at ml-100k's size (runs already "
-                 "recorded are skipped)", len(entries) * len(plan.seeds), sum(estimates) * len(plan.seeds))
+                 "recorded are skipped; timed on one 2-core AMD EPYC, other CPUs differ: each trained LLM "
+                 "method logs this machine's estimate once its model is loaded)",
+                 len(entries) * len(plan.seeds), sum(estimates) * len(plan.seeds))
     log.info("writing run records under %s", session.store.runs)
     summary = RunSummary()
     jobs = [(seed, name) for seed in plan.seeds for name in names]

@@ -187,6 +187,22 @@ def test_a_non_finite_step_is_skipped_and_named(tiny_llm, monkeypatch, caplog):
     assert any(not torch.equal(before[k], p) for k, p in rec.trainable().items())
 
 
+def test_the_time_estimate_times_a_median_length_bucket(tiny_llm):
+    """Training pads each length bucket to its own longest prompt; the estimate must time such a
+    batch, not the first few items padded to the longest of a random few."""
+    from methods.llm.training import prompt_lengths, typical_micro_batch
+
+    rec = _rec(tiny_llm)
+    items = _items(40)
+    lengths = dict(zip(items, prompt_lengths(rec, items)))
+    assert len(set(lengths.values())) > 5, "the test needs prompts of many lengths"
+    ranked = sorted(lengths.values())
+    buckets_padded = sorted(4 * max(ranked[k : k + 4]) for k in range(0, 40, 4))
+    typical = typical_micro_batch(rec, items, 4)
+    assert 4 * max(lengths[it] for it in items[:4]) != buckets_padded[5], "the first four must not be typical here"
+    assert len(typical) == 4 and 4 * max(lengths[it] for it in typical) == buckets_padded[5]
+
+
 def test_too_many_non_finite_steps_fail_with_the_steps(tiny_llm, monkeypatch):
     from methods.llm.training import TrainConfig, train
 
@@ -204,6 +220,23 @@ def test_likelihood_names_the_samples_with_non_finite_scores(tiny_llm, monkeypat
     hist, cands = _samples(4)
     with pytest.raises(FloatingPointError, match=r"after the prompt pass of samples 2\.\.3"):
         likelihood(rec, hist, cands, 2)
+
+
+def test_scoring_without_a_terminal_logs_progress_in_samples(tiny_llm, caplog):
+    """A nohup'd run's log must show scoring advance (tqdm draws nothing there); batches of 3 over 20
+    samples cross the tenths unevenly, so a line per tenth crossed, and one at the end."""
+    import logging
+
+    from methods.llm.scoring import generate, likelihood
+
+    rec = _rec(tiny_llm)
+    hist, cands = _samples(20)
+    with caplog.at_level(logging.INFO, logger="ilora_bench"):
+        likelihood(rec, hist, cands, 3)
+        generate(rec, hist, cands, 3, 4)
+    for what in ("likelihood", "generate"):
+        lines = [m.split(",")[0] for m in caplog.messages if m.startswith(what)]
+        assert lines == [f"{what} sample {k}/20" for k in (3, 6, 9, 12, 15, 18, 20)], lines
 
 
 def test_training_attention_keeps_cuda_off_the_memory_efficient_kernel():

@@ -227,7 +227,9 @@ class LLMMethod(Method):
 
     def _train(self, rec: Any, train: list[Sample], valid: EvalSet) -> None:
         from methods.llm.scoring import likelihood
-        from methods.llm.training import TrainConfig, estimate_step_seconds, train as train_loop, training_items
+        from methods.llm.training import (
+            TrainConfig, estimate_step_seconds, train as train_loop, training_items, typical_micro_batch,
+        )
 
         s = self.settings
         items = training_items(train, self.ctx.n_items, valid.candidates.shape[1], s["train_samples"], self.ctx.seed)
@@ -240,8 +242,9 @@ class LLMMethod(Method):
         )
         micro = -(-len(items) // cfg.batch_size)
         steps = -(-micro // cfg.grad_accum) * cfg.epochs
-        estimate_step_seconds(rec, items, cfg.batch_size)  # the first call carries one-off costs (about 2x on Gemma)
-        per_micro = estimate_step_seconds(rec, items, cfg.batch_size)
+        typical = typical_micro_batch(rec, items, cfg.batch_size)
+        estimate_step_seconds(rec, typical, cfg.batch_size)  # the first call carries one-off costs (about 2x on Gemma)
+        per_micro = estimate_step_seconds(rec, typical, cfg.batch_size)
         log.info(
             "%s: training %d samples (of %d windows) x %d epoch(s) = %d optimiser steps of %d x %d; "
             "one micro-batch takes ~%.1f s here, so ~%.1f min of training%s",

@@ -11,16 +11,18 @@ and to measure its speed-up.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from harness.compat import kv_cache_argument
+from harness.progress import Progress
 from methods.llm.prompts import answer_text
 from methods.llm.recommender import LLMRecommender
 
+log = logging.getLogger("ilora_bench")
 CACHE = kv_cache_argument()  # 'cache' on transformers >= 5.24, 'past_key_values' before
 
 
@@ -34,7 +36,8 @@ def likelihood(
     answers = {int(i): list(rec.piece_ids(answer_text(rec.titles[int(i)]), False)) for i in np.unique(candidates)}
     scores = np.zeros((n, c), dtype=np.float64)
     gates = []
-    for start in tqdm(range(0, n, batch_size), desc="likelihood", unit="batch", disable=None, leave=False):
+    progress = Progress(n, "likelihood", "sample", log, leave=False)
+    for start in range(0, n, batch_size):
         rows = range(start, min(n, start + batch_size))
         hist = [tuple(histories[i]) for i in rows]
         batch = rec.collate([rec.encode(histories[i], candidates[i], rec.design.hybrid) for i in rows])
@@ -55,6 +58,8 @@ def likelihood(
             raise FloatingPointError(f"likelihood: non-finite candidate scores in the continuation pass of samples "
                                      f"{start}..{start + b - 1}")
         scores[start : start + b] = total.view(b, c).double().cpu().numpy()
+        progress.update(b)
+    progress.close()
     return scores, (np.concatenate(gates) if gates else None)
 
 
@@ -136,7 +141,8 @@ def generate(
     tok = rec.tokenizer
     eos = {tok.eos_token_id} if tok.eos_token_id is not None else set()
     answers: list[str] = []
-    for start in tqdm(range(0, len(histories), batch_size), desc="generate", unit="batch", disable=None, leave=False):
+    progress = Progress(len(histories), "generate", "sample", log, leave=False)
+    for start in range(0, len(histories), batch_size):
         rows = range(start, min(len(histories), start + batch_size))
         batch = rec.collate([rec.encode(histories[i], candidates[i], rec.design.hybrid) for i in rows])
         out, _ = rec.forward(batch, [tuple(histories[i]) for i in rows], use_cache=True, logits_to_keep=1)
@@ -160,4 +166,6 @@ def generate(
             position = position + 1
             next_ids = logits[:, -1].argmax(-1)
         answers.extend(tok.decode([t for t in g if t not in eos]) for g in generated)
+        progress.update(len(rows))
+    progress.close()
     return answers
