@@ -80,7 +80,7 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "llara-800x2-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "train_samples": 800, "epochs": 2},
                           "as llara-cpu-long-gemma with half the windows seen twice (same 200 steps)"),
     "llara-1600-noaccum-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "grad_accum": 1},
-                           "as llara-cpu-long-gemma, batches of 4 not accumulated (400 steps, same windows)"),
+                                 "as llara-cpu-long-gemma, batches of 4 not accumulated (400 steps, same windows)"),
 }
 
 

@@ -53,7 +53,7 @@ def rescore(session: Session, name: str, seed: int) -> dict[str, Any]:
     path = session.store.path(session.data.name, name, run_hash)
     if not session.store.finished(session.data.name, name, run_hash):
         raise UserError(f"{name} seed {seed}: no run record {path}; run run_bench.py with the same options first")
-    recorded = [s["rank"]["likelihood"] for s in session.store.samples({"_path": str(path)})]
+    recorded = [s["rank"]["likelihood"] for s in session.store.samples_at(path)]
     method = METHODS.get(name).obj(session.context(name, seed, session.work_dir(name, seed)), **params)
     rec = method.recommender()
     if method.trains:

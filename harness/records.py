@@ -124,5 +124,9 @@ class RecordStore:
         return records
 
     def samples(self, record: dict[str, Any]) -> list[dict[str, Any]]:
-        path = Path(record["_path"]).with_suffix(".samples.jsonl")
-        return [json.loads(line) for line in path.read_text().splitlines()]
+        return self.samples_at(Path(record["_path"]))
+
+    @staticmethod
+    def samples_at(record_path: Path) -> list[dict[str, Any]]:
+        """The per-sample lines beside a record file, for callers that have its path but not the record."""
+        return [json.loads(line) for line in record_path.with_suffix(".samples.jsonl").read_text().splitlines()]
