@@ -83,6 +83,8 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
                                  "as llara-cpu-long-gemma, batches of 4 not accumulated (400 steps, same windows)"),
     "llara-1600-lr2e-3-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "lr": 2e-3},
                                 "as llara-cpu-long-gemma at twice the learning rate (its loss ends at 1.14, SmolLM2's at 0.84)"),
+    "llara-1600-lr5e-4-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "lr": 5e-4},
+                                "as llara-cpu-long-gemma at half the learning rate (twice it was worse on every column)"),
 }
 
 
