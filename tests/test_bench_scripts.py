@@ -99,3 +99,37 @@ def test_llm_speed_counts_attention_at_the_query_heads_width():
     matmul = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and "embed_tokens" not in n)
     matmul += model.get_input_embeddings().weight.numel()  # tied LM head
     assert flops == 4 * matmul * 7 + 8 * 2 * (2 * 32) * (3**2 + 4**2)
+
+
+def test_compare_records_pairs_runs_by_hash_and_names_what_moved(tmp_path):
+    """The cross-machine check: same runs -> identical; one moved rank -> caught, and --strict fails."""
+    import shutil
+
+    from harness.runner import RunPlan, run_benchmark
+
+    run_benchmark(RunPlan(dataset="synthetic", methods="pop,random", out=tmp_path / "a", device="cpu"))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    compare = load_bench_script("compare_records").compare
+    rows, differing, only_a = compare(tmp_path / "a", tmp_path / "b")
+    assert [r[1] for r in rows] == ["pop", "random"] and differing == 0 and only_a == 0
+    assert all(r[6] == "identical" and r[7].startswith("0/") for r in rows)
+
+    samples = next((tmp_path / "b" / "runs" / "synthetic" / "pop").glob("*.samples.jsonl"))
+    lines = [json.loads(line) for line in samples.read_text().splitlines()]
+    lines[0]["rank"]["full"] = lines[0]["rank"]["full"] + 1  # a full-catalogue rank off by one, as SASRec's was
+    samples.write_text("".join(json.dumps(s) + "\n" for s in lines))
+    shutil.rmtree(tmp_path / "b" / "runs" / "synthetic" / "random")
+    rows, differing, only_a = compare(tmp_path / "a", tmp_path / "b")
+    assert [(r[1], r[6], r[7]) for r in rows] == [("pop", "same metrics", f"1/{len(lines)}")]
+    assert differing == 1 and only_a == 1
+    record = samples.with_name(samples.name.replace(".samples.jsonl", ".json"))
+    changed = json.loads(record.read_text())
+    changed["metrics"]["test"]["rank"]["HR@1"] += 0.01
+    record.write_text(json.dumps(changed))
+    assert compare(tmp_path / "a", tmp_path / "b")[0][0][6] == "differ"
+
+    script = [sys.executable, str(ROOT / "bench" / "compare_records.py")]
+    strict = subprocess.run([*script, str(tmp_path / "a"), str(tmp_path / "b"), "--strict"], capture_output=True, text=True)
+    assert strict.returncode == 1 and "0 of 1 paired records identical" in strict.stdout
+    missing = subprocess.run([*script, str(tmp_path / "a"), str(tmp_path / "nope")], capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0 and "nope" in missing.stderr
