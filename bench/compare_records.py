@@ -25,7 +25,10 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness.errors import UserError  # noqa: E402
 from harness.records import RecordStore  # noqa: E402
+
+IDENTICAL, SAME_METRICS, DIFFER = "identical", "same metrics", "differ"  # the verdicts of a pair
 
 
 def _key(record: dict[str, Any]) -> tuple[str, str, str]:
@@ -48,8 +51,7 @@ def compare(a: Path, b: Path) -> tuple[list[list[Any]], int, int]:
     records = {}
     for side, root in (("a", a), ("b", b)):
         if not (root / "runs").is_dir():
-            print(f"error: {root}: no runs/ folder (not a results folder)", file=sys.stderr)
-            sys.exit(2)
+            raise UserError(f"{root}: no runs/ folder (not a results folder)")
         for record in RecordStore(root).load_all():
             records.setdefault(_key(record), {})[side] = record
     rows, differing = [], 0
@@ -66,7 +68,7 @@ def compare(a: Path, b: Path) -> tuple[list[list[Any]], int, int]:
         moved = sum(x != y for x, y in zip(ranks_a, ranks_b)) + abs(len(ranks_a) - len(ranks_b))
         same_metrics = pair["a"]["metrics"] == pair["b"]["metrics"]
         differing += not (same_metrics and moved == 0)
-        verdict = "identical" if same_metrics and moved == 0 else ("same metrics" if same_metrics else "differ")
+        verdict = IDENTICAL if same_metrics and moved == 0 else (SAME_METRICS if same_metrics else DIFFER)
         rows.append(row + [_hr1(pair["a"]), _hr1(pair["b"]), verdict, f"{moved}/{max(len(ranks_a), len(ranks_b))}",
                            f"{_processor(pair['a'])} / {_processor(pair['b'])}"])
     return rows, differing, only_a
@@ -78,11 +80,15 @@ def main() -> None:
     parser.add_argument("b", type=Path, help="another, e.g. the --out of the same command run here")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any pair of records differs")
     args = parser.parse_args()
-    rows, differing, only_a = compare(args.a, args.b)
+    try:
+        rows, differing, only_a = compare(args.a, args.b)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     print(tabulate(rows, headers=["data set", "method", "seed", "hash", f"test HR@1 in {args.a}",
                                   f"test HR@1 in {args.b}", "metrics and ranks", "samples whose rank moved",
                                   "processor"], tablefmt="github", disable_numparse=True))
-    paired = sum(r[6] in ("identical", "same metrics", "differ") for r in rows)
+    paired = sum(r[6] in (IDENTICAL, SAME_METRICS, DIFFER) for r in rows)
     print(f"\n{paired - differing} of {paired} paired records identical (metrics and every sample's ranks); "
           f"{len(rows) - paired} only in {args.b}, {only_a} only in {args.a}")
     if args.strict and differing:
