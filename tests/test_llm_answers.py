@@ -52,3 +52,13 @@ def test_prompt_is_deterministic_and_hybrid_adds_one_slot_per_title():
     assert template_index((1, 2, 3), tuple(range(10, 30))) == template_index((1, 2, 3), tuple(range(10, 30)))
     assert {domain_for("ml-100k"), domain_for("lastfm"), domain_for("steam"), domain_for("synthetic")} == {
         "movie", "artist", "game", "item"}
+
+
+def test_history_only_ablation_lists_no_candidate():
+    """bench/llm_levers.py's prompt knob: the history stays, no candidate title or slot is in the prompt."""
+    titles = [f"T{i}" for i in range(30)]
+    text = build_prompt((1, 2, 3), tuple(range(10, 30)), titles, "movie", hybrid=False, list_candidates=False)
+    hybrid = build_prompt((1, 2, 3), tuple(range(10, 30)), titles, "movie", hybrid=True, list_candidates=False)
+    assert text == ["This user has watched T1, T2, T3 in the previous. Please predict the next movie this user will watch. Answer:"]
+    assert [p.item for p in hybrid if isinstance(p, ItemSlot)] == [1, 2, 3]
+    assert "".join(p for p in hybrid if isinstance(p, str)) == text[0]

@@ -64,6 +64,23 @@ def test_train_probe_reload_and_knobs(levers, tmp_path, monkeypatch):
     assert "projector_scale" not in params
     assert method.recommender().item_scale == pytest.approx(1.0) and method.record_extra()["item_scale"] == pytest.approx(1.0)
 
+    # The history-only prompt knob (an ablation) reaches every prompt the recommender builds.
+    method, params = levers.build(session, method_name, {**overrides, "prompt": "history-only"}, 0, tmp_path / "m4")
+    assert "prompt" not in params
+    rec = method.recommender()
+    short = rec.encode(split.train[0].history, cands.test.candidates[0], False, 1)
+    rec.list_candidates = True
+    assert len(short.ids) < len(rec.encode(split.train[0].history, cands.test.candidates[0], False, 1).ids)
+    assert method.record_extra()["prompt"] == "history-only"
+
+
+def test_a_zero_shot_row_has_no_train_probe(levers, tmp_path, tiny_llm, monkeypatch):
+    from harness.runner import RunPlan, Session
+
+    monkeypatch.setitem(levers.SETTINGS, "tiny-zeroshot", ("llm-zeroshot", {"llm": str(tiny_llm), "score_batch": 6}, ""))
+    row = levers.run_setting(Session(RunPlan(dataset="synthetic", out=tmp_path, device="cpu")), "tiny-zeroshot", 0)
+    assert "train_hr1" not in row and 0 <= row["test_hr1"] <= 1
+
 
 def test_rescore_reproduces_the_record_and_refuses_a_foreign_adapter(tiny_llm, tmp_path):
     """bench/llm_rescore.py: the summed rule is the recorded one, rank for rank; an adapter that is not

@@ -179,6 +179,9 @@ class LLMMethod(Method):
             if self.settings.get("projector_scale") == "embedding":  # bench/llm_levers.py's knob
                 self._rec.item_scale = self._rec.embedding_scale()
                 self._extra["item_scale"] = round(self._rec.item_scale, 4)
+            if self.settings.get("prompt") == "history-only":  # bench/llm_levers.py's knob, an ablation
+                self._rec.list_candidates = False
+                self._extra["prompt"] = "history-only"
         return self._rec
 
     # ------------------------------------------------------------------ the Method interface

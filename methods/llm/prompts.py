@@ -34,6 +34,11 @@ DOMAINS = {
     "item": {"past": "interacted with", "future": "interact with", "noun": "item", "name": "item title"},
 }
 
+# Not the paper's prompt: a labelled ablation only (bench/llm_levers.py's `prompt` knob, issue 8). The
+# first template without its candidate sentence, so a training window costs about half the tokens and
+# the model ranks candidates by P(title | history) alone, as a next-item language model would.
+HISTORY_ONLY = "This user has {past} {history} in the previous. Please predict the next {noun} this user will {future}. Answer:"
+
 SEPARATOR = ", "
 ANSWER_END = "\n"  # the training target is " " + title + newline; the newline ends the answer
 
@@ -67,10 +72,12 @@ def template_index(history: tuple[int, ...], candidates: tuple[int, ...]) -> int
 
 
 def build_prompt(
-    history: tuple[int, ...], candidates: tuple[int, ...], titles: list[str], domain: str, hybrid: bool
+    history: tuple[int, ...], candidates: tuple[int, ...], titles: list[str], domain: str, hybrid: bool,
+    list_candidates: bool = True,
 ) -> list[Piece]:
-    """The prompt as pieces; adjacent text is merged, so a text-only prompt is a single string."""
-    template = TEMPLATES[template_index(history, candidates)]
+    """The prompt as pieces; adjacent text is merged, so a text-only prompt is a single string.
+    `list_candidates=False` is the HISTORY_ONLY ablation (the candidates are then not in the text)."""
+    template = TEMPLATES[template_index(history, candidates)] if list_candidates else HISTORY_ONLY + "{candidates}"
     words = DOMAINS[domain]
     pieces: list[Piece] = []
 
@@ -92,7 +99,8 @@ def build_prompt(
     add_text(before_history.format(**fill))
     add_items(history)
     add_text(before_candidates.format(**fill))
-    add_items(candidates)
+    if list_candidates:
+        add_items(candidates)
     add_text(after.format(**fill))
     return pieces
 

@@ -73,6 +73,7 @@ class LLMRecommender:
         # at ~1/10 of a token's norm; `embedding_scale()` is that multiplier (bench/llm_levers.py's
         # projector_scale knob measures whether applying it helps).
         self.item_scale = 1.0
+        self.list_candidates = True  # False: prompts.HISTORY_ONLY, bench/llm_levers.py's labelled ablation
         self.item_table: torch.Tensor | None = None
         if sequence_model is not None and needs_sequence_model:
             self.item_table = sequence_model.item_embeddings().detach().float().to(device)
@@ -88,7 +89,8 @@ class LLMRecommender:
     # ------------------------------------------------------------------ prompts and batches
 
     def encode(self, history: tuple[int, ...], candidates: Sequence[int], hybrid: bool, answer: int | None = None) -> Encoded:
-        pieces = build_prompt(tuple(history), tuple(int(c) for c in candidates), self.titles, self.domain, hybrid)
+        pieces = build_prompt(tuple(history), tuple(int(c) for c in candidates), self.titles, self.domain, hybrid,
+                              self.list_candidates)
         return encode(self.piece_ids, self.tokenizer.pad_token_id, pieces,
                       None if answer is None else answer_text(self.titles[answer]))
 
