@@ -92,6 +92,9 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
                                 "Gemma-3-270M as is, history-only prompt (ablation): does its title prior track popularity?"),
     "llara-1600-histonly-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "prompt": "history-only"},
                                   "as llara-cpu-long-gemma with the history-only prompt (ablation: no candidate list)"),
+    "llara-3200-histonly-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "train_samples": 3200,
+                                            "prompt": "history-only"},
+                                  "as llara-3200-gemma with the history-only prompt: about the minutes of 1600 with the paper's"),
 }
 
 
