@@ -3,6 +3,7 @@
 
     python bench/llm_levers.py [--only NAME ...] [--log results/levers/ml-100k.jsonl]
     python bench/llm_levers.py --probe-saved --probe-runs cpu-long    # train_hr1 of saved adapters
+    python bench/llm_levers.py --hits NAME ...                        # paired p columns for older rows
 
 Each named setting below is one (method, parameter overrides) pair: it is trained exactly as
 `run_bench.py` would train it (same Session, split, frozen candidates, SASRec artifact), then
@@ -14,6 +15,11 @@ TRAIN_PROBE of the windows the model was trained on, with their training candida
 popularity's HR@1 on the same windows: a model below popularity on the very windows it trained on
 has not even fitted what it saw, while one near 1 there and at chance on test has memorised them
 (too few distinct windows, not too little optimisation).
+
+`p_vs_zeroshot` and `p_vs_pop` are issue 8's bars as the leaderboard tests them: two-sided paired
+Wilcoxon p of the row's per-user test hits against the untrained backbone's with the same prompt and
+against popularity's, on the same candidates (no correction for the many rows). Rows from before the
+column get their hits with `--hits NAME ...`, which rescores their saved adapters.
 
 Every finished setting is appended to the log as one JSON line, so a killed run resumes where it
 stopped and the table can be reprinted (`--table-only`). Rows are printed in the order of SETTINGS.
@@ -35,9 +41,11 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness.errors import UserError  # noqa: E402
 from harness.evaluate import metrics, ranks_from_scores  # noqa: E402
 from harness.records import atomic_write_text  # noqa: E402
 from methods.base import METHODS  # noqa: E402
+from harness.report.stats import paired_test  # noqa: E402
 from harness.runner import RunPlan, Session  # noqa: E402
 
 ATTENTION = "q_proj,k_proj,v_proj,o_proj"
@@ -105,6 +113,11 @@ def hr1(scores: np.ndarray, target_index: np.ndarray) -> float:
     return metrics(ranks_from_scores(scores, target_index))["HR@1"]
 
 
+def hits(scores: np.ndarray, target_index: np.ndarray) -> str:
+    """Per-sample HR@1 outcomes as a string of 0/1 (one JSON field), for the paired tests."""
+    return "".join("1" if r == 1 else "0" for r in ranks_from_scores(scores, target_index))
+
+
 def projector_norms(rec: Any) -> dict[str, float]:
     """Mean L2 norm of the projected item embeddings vs the backbone's token embeddings as the
     model sees them: through the embedding module, which for Gemma multiplies by sqrt(hidden)
@@ -162,8 +175,8 @@ def run_setting(session: Session, name: str, seed: int) -> dict[str, Any]:
         "train_samples": extra.get("train_samples"), "steps": extra.get("train_steps"), "train_min": round(train_minutes, 1),
         "loss_first": extra.get("loss_first"), "loss_last": extra.get("loss_last"),
         "valid_hr1": hr1(method.score(cands.valid), cands.valid.target_index),
-        "test_hr1": hr1(method.score(cands.test), cands.test.target_index),
     }
+    row.update(test_outcomes(method, cands.test))
     if method.trains:  # a zero-shot row has no training windows to probe
         probe = train_probe(split.train, cands.test, params, seed, session)
         row["train_hr1"] = hr1(method.score(probe), probe.target_index)
@@ -172,6 +185,27 @@ def run_setting(session: Session, name: str, seed: int) -> dict[str, Any]:
         row.update(projector_norms(method.recommender()))
         row["test_hr1_zeroed_slots"] = zeroed_slots_hr1(method, cands.test)
     return row
+
+
+def test_outcomes(method: Any, test: Any) -> dict[str, Any]:
+    scores = method.score(test)
+    return {"test_hr1": hr1(scores, test.target_index), "test_hits": hits(scores, test.target_index)}
+
+
+def saved_hits(session: Session, row: dict[str, Any], folder: Path) -> str:
+    """Test hits of a finished row from before the column: its saved adapter (none for zero-shot)
+    reloaded and rescored; it must reproduce the recorded test HR@1, or the adapter is not that row's."""
+    _, cands = session.prepare(row["seed"])
+    method, _ = build(session, row["method"], row["overrides"], row["seed"], folder.parent)
+    if method.trains:
+        if not folder.exists():
+            raise UserError(f"{row['setting']}: no saved adapter at {folder} to rescore")
+        method.recommender().load(folder)
+    again = test_outcomes(method, cands.test)
+    if again["test_hr1"] != row["test_hr1"]:
+        raise UserError(f"{row['setting']}: rescored test HR@1 {again['test_hr1']:.4f} is not the recorded "
+                        f"{row['test_hr1']:.4f}; not adding its hits")
+    return again["test_hits"]
 
 
 def probe_saved(session: Session, method_name: str, overrides: dict[str, Any], seed: int, folder: Path) -> dict[str, float]:
@@ -199,13 +233,32 @@ def train_probe(train: list[Any], like: Any, params: dict[str, Any], seed: int, 
     )
 
 
-def print_table(rows: list[dict[str, Any]], reference: dict[str, tuple[float, float]], pop_train: dict[str, float]) -> None:
+def paired_columns(rows: list[dict[str, Any]], pop_hits: str) -> dict[str, dict[str, float]]:
+    """Two-sided paired Wilcoxon p of each row's test hits against pop's and against the untrained
+    backbone's with the same prompt (issue 8's two bars), where both sides have hits."""
+    def key(r: dict[str, Any]) -> tuple[str, str]:
+        return str(r["overrides"].get("llm", "smollm2")), str(r["overrides"].get("prompt", "paper"))
+
+    zero = {key(r): r["test_hits"] for r in rows if r["method"] == "llm-zeroshot" and r.get("test_hits")}
+    out: dict[str, dict[str, float]] = {}
+    for r in rows:
+        if not r.get("test_hits"):
+            continue
+        mine = np.array(list(r["test_hits"]), dtype=int)
+        out[r["setting"]] = {"p_vs_pop": round(paired_test(mine, np.array(list(pop_hits), dtype=int)), 4)}
+        if r["method"] != "llm-zeroshot" and key(r) in zero:
+            out[r["setting"]]["p_vs_zeroshot"] = round(paired_test(mine, np.array(list(zero[key(r)]), dtype=int)), 4)
+    return out
+
+
+def print_table(rows: list[dict[str, Any]], reference: dict[str, tuple[float, float]], pop_train: dict[str, float],
+                paired: dict[str, dict[str, float]]) -> None:
     order = {name: i for i, name in enumerate(SETTINGS)}
     rows = sorted(rows, key=lambda r: order.get(r["setting"], len(order)))
-    rows = [{**r, "pop_train_hr1": pop_train.get(r["setting"])} for r in rows]
+    rows = [{**r, "pop_train_hr1": pop_train.get(r["setting"]), **paired.get(r["setting"], {})} for r in rows]
     cols = ["setting", "train_samples", "steps", "train_min", "score_min", "loss_first", "loss_last", "train_hr1",
-            "pop_train_hr1", "valid_hr1", "test_hr1", "test_hr1_reloaded", "test_hr1_zeroed_slots", "projected_norm",
-            "token_norm", "note"]
+            "pop_train_hr1", "valid_hr1", "test_hr1", "p_vs_zeroshot", "p_vs_pop", "test_hr1_reloaded",
+            "test_hr1_zeroed_slots", "projected_norm", "token_norm", "note"]
     table = [[r.get(c, "") if r.get(c) is not None else "" for c in cols] for r in rows]
     for k, v in reference.items():
         line = dict.fromkeys(cols, "") | {"setting": f"({k})", "valid_hr1": round(v[0], 3), "test_hr1": round(v[1], 3),
@@ -224,6 +277,11 @@ def reference_methods(session: Session, seed: int) -> dict[str, Any]:
         m.fit(split.train, cands.valid)
         out[name] = m
     return out
+
+
+def pop_test_hits(session: Session, seed: int, pop: Any) -> str:
+    _, cands = session.prepare(seed)
+    return hits(pop.score(cands.test), cands.test.target_index)
 
 
 def reference_rows(session: Session, seed: int, methods: dict[str, Any]) -> dict[str, tuple[float, float]]:
@@ -260,6 +318,9 @@ def main() -> None:
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--probe-saved", action="store_true",
                         help="add train_hr1 to finished rows that lack it, from their saved adapters (no training)")
+    parser.add_argument("--hits", nargs="+", metavar="NAME", choices=list(SETTINGS),
+                        help="add per-user test hits (for the paired p columns) to these finished rows, from their "
+                             "saved adapters (zero-shot rows are rescored); must reproduce the recorded test HR@1")
     parser.add_argument("--probe-runs", metavar="PROFILE",
                         help="also add rows 'run:METHOD:PROFILE' probing run_bench.py's saved tallrec/llara/ilora "
                              "adapters (results/work/<dataset>/METHOD/seed<seed>/adapter) trained under PROFILE")
@@ -292,7 +353,12 @@ def main() -> None:
             done.append(row)
             print(json.dumps(row), flush=True)
             save()
-    probing = args.probe_saved or args.probe_runs
+    for row in done:
+        if args.hits and row["setting"] in args.hits and row["seed"] == args.seed and "test_hits" not in row:
+            row["test_hits"] = saved_hits(session, row, args.out / "work" / "levers" / row["setting"] / "adapter")
+            print(f"{row['setting']}: test hits added", flush=True)
+            save()
+    probing = args.probe_saved or args.probe_runs or args.hits
     if not args.table_only and (args.only or not probing):  # probing alone trains nothing
         for name in args.only or list(SETTINGS):
             if any(r["setting"] == name and r["seed"] == args.seed for r in done):
@@ -304,8 +370,12 @@ def main() -> None:
             print(json.dumps(done[-1]), flush=True)
     rows = [r for r in done if r["seed"] == args.seed]
     refs = reference_methods(session, args.seed)
-    print_table(rows, reference_rows(session, args.seed, refs), pop_on_probes(session, args.seed, rows, refs["pop"]))
+    print_table(rows, reference_rows(session, args.seed, refs), pop_on_probes(session, args.seed, rows, refs["pop"]),
+                paired_columns(rows, pop_test_hits(session, args.seed, refs["pop"])))
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as e:
+        sys.exit(f"llm_levers: {e}")

@@ -29,6 +29,12 @@ def test_train_probe_reload_and_knobs(levers, tmp_path, monkeypatch):
     split, cands = session.prepare(0)
     row = levers.run_setting(session, "tiny-llara", 0)
     assert 0 <= row["train_hr1"] <= 1 and row["steps"] == 3
+    assert len(row["test_hits"]) == len(cands.test.targets) and row["test_hits"].count("1") / len(row["test_hits"]) == row["test_hr1"]
+    # An older row's hits come back from its saved adapter; a wrong recorded HR@1 means a foreign adapter.
+    folder = tmp_path / "work" / "levers" / "tiny-llara" / "adapter"
+    assert levers.saved_hits(session, {k: v for k, v in row.items() if k != "test_hits"}, folder) == row["test_hits"]
+    with pytest.raises(levers.UserError, match="not the recorded"):
+        levers.saved_hits(session, {**row, "test_hr1": row["test_hr1"] + 0.5}, folder)
 
     params = {"train_samples": TINY["train_samples"]}
     probe = levers.train_probe(split.train, cands.test, params, 0, session)
@@ -80,6 +86,16 @@ def test_a_zero_shot_row_has_no_train_probe(levers, tmp_path, tiny_llm, monkeypa
     monkeypatch.setitem(levers.SETTINGS, "tiny-zeroshot", ("llm-zeroshot", {"llm": str(tiny_llm), "score_batch": 6}, ""))
     row = levers.run_setting(Session(RunPlan(dataset="synthetic", out=tmp_path, device="cpu")), "tiny-zeroshot", 0)
     assert "train_hr1" not in row and 0 <= row["test_hr1"] <= 1
+
+
+def test_paired_columns_compare_with_pop_and_the_same_prompts_zero_shot(levers):
+    zero = {"setting": "z", "method": "llm-zeroshot", "overrides": {"prompt": "history-only"}, "test_hits": "0" * 20}
+    other = {"setting": "z2", "method": "llm-zeroshot", "overrides": {}, "test_hits": "1" * 20}
+    trained = {"setting": "t", "method": "llara", "overrides": {"prompt": "history-only"}, "test_hits": "1" * 12 + "0" * 8}
+    old = {"setting": "o", "method": "llara", "overrides": {}}  # from before the column: no hits, no p
+    out = levers.paired_columns([zero, other, trained, old], pop_hits="0" * 4 + "1" * 16)
+    assert out["t"]["p_vs_zeroshot"] < 0.01 < out["t"]["p_vs_pop"]  # paired with z (same prompt), not z2
+    assert "p_vs_zeroshot" not in out["z"] and "o" not in out and out["z2"]["p_vs_pop"] < 0.05
 
 
 def test_rescore_reproduces_the_record_and_refuses_a_foreign_adapter(tiny_llm, tmp_path):
