@@ -100,6 +100,8 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
                                 "Gemma-3-270M as is, history-only prompt (ablation): does its title prior track popularity?"),
     "llara-1600-histonly-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "prompt": "history-only"},
                                   "as llara-cpu-long-gemma with the history-only prompt (ablation: no candidate list)"),
+    "ilora-1600-histonly-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "prompt": "history-only"},
+                                  "as llara-1600-histonly-gemma with iLoRA's 4 gated experts"),
     "zeroshot-smollm2": ("llm-zeroshot", {}, "SmolLM2-135M-Instruct as is, the paper's prompt"),
     "zeroshot-histonly-smollm2": ("llm-zeroshot", {"prompt": "history-only"},
                                   "SmolLM2-135M-Instruct as is, history-only prompt (ablation)"),
