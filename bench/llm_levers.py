@@ -93,8 +93,9 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
                                 "as llara-cpu-long-gemma at twice the learning rate (its loss ends at 1.14, SmolLM2's at 0.84)"),
     "llara-1600-lr5e-4-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "lr": 5e-4},
                                 "as llara-cpu-long-gemma at half the learning rate (twice it was worse on every column)"),
-    # A labelled ablation, not the paper's prompt: prompts.HISTORY_ONLY lists no candidates, so the model
-    # ranks them by P(title | history) alone and a window costs about half the tokens.
+    # The untrained backbones (issue 8's zero-shot bar), and a labelled ablation, not the paper's prompt:
+    # "history-only" (prompts.HISTORY_ONLY) lists no candidates, so the model ranks them by P(title |
+    # history) alone and a window costs about half the tokens.
     "zeroshot-gemma": ("llm-zeroshot", {"llm": "gemma3-270m"}, "Gemma-3-270M as is, the paper's prompt"),
     "zeroshot-histonly-gemma": ("llm-zeroshot", {"llm": "gemma3-270m", "prompt": "history-only"},
                                 "Gemma-3-270M as is, history-only prompt (ablation): does its title prior track popularity?"),
