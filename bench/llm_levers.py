@@ -116,9 +116,15 @@ def hr1(scores: np.ndarray, target_index: np.ndarray) -> float:
     return metrics(ranks_from_scores(scores, target_index))["HR@1"]
 
 
-def hits(scores: np.ndarray, target_index: np.ndarray) -> str:
-    """Per-sample HR@1 outcomes as a string of 0/1 (one JSON field), for the paired tests."""
-    return "".join("1" if r == 1 else "0" for r in ranks_from_scores(scores, target_index))
+def test_outcomes(method: Any, test: Any) -> dict[str, Any]:
+    """Test HR@1 and the per-sample HR@1 outcomes behind it, as a string of 0/1 (one JSON field) for
+    the paired tests; from one scoring pass."""
+    ranks = ranks_from_scores(method.score(test), test.target_index)
+    return {"test_hr1": metrics(ranks)["HR@1"], "test_hits": "".join("1" if r == 1 else "0" for r in ranks)}
+
+
+def outcomes(hit_string: str) -> np.ndarray:
+    return np.array([int(c) for c in hit_string])
 
 
 def projector_norms(rec: Any) -> dict[str, float]:
@@ -190,20 +196,11 @@ def run_setting(session: Session, name: str, seed: int) -> dict[str, Any]:
     return row
 
 
-def test_outcomes(method: Any, test: Any) -> dict[str, Any]:
-    scores = method.score(test)
-    return {"test_hr1": hr1(scores, test.target_index), "test_hits": hits(scores, test.target_index)}
-
-
 def saved_hits(session: Session, row: dict[str, Any], folder: Path) -> str:
     """Test hits of a finished row from before the column: its saved adapter (none for zero-shot)
     reloaded and rescored; it must reproduce the recorded test HR@1, or the adapter is not that row's."""
     _, cands = session.prepare(row["seed"])
-    method, _ = build(session, row["method"], row["overrides"], row["seed"], folder.parent)
-    if method.trains:
-        if not folder.exists():
-            raise UserError(f"{row['setting']}: no saved adapter at {folder} to rescore")
-        method.recommender().load(folder)
+    method, _ = reloaded(session, row["method"], row["overrides"], row["seed"], folder)
     again = test_outcomes(method, cands.test)
     if again["test_hr1"] != row["test_hr1"]:
         raise UserError(f"{row['setting']}: rescored test HR@1 {again['test_hr1']:.4f} is not the recorded "
@@ -211,12 +208,21 @@ def saved_hits(session: Session, row: dict[str, Any], folder: Path) -> str:
     return again["test_hits"]
 
 
+def reloaded(session: Session, method_name: str, overrides: dict[str, Any], seed: int, folder: Path) -> tuple[Any, dict[str, Any]]:
+    """The method as `build` makes it, with the adapter saved in `folder` (a zero-shot method has none)."""
+    method, params = build(session, method_name, overrides, seed, folder.parent)
+    if method.trains:
+        if not folder.exists():
+            raise UserError(f"no saved adapter at {folder} to rescore")
+        method.recommender().load(folder)
+    return method, params
+
+
 def probe_saved(session: Session, method_name: str, overrides: dict[str, Any], seed: int, folder: Path) -> dict[str, float]:
     """train_hr1 of an adapter trained earlier (a lever row from before the column, or a
     run_bench.py run), and its test HR@1 again, which must match the recorded one."""
     split, cands = session.prepare(seed)
-    method, params = build(session, method_name, overrides, seed, folder.parent)
-    method.recommender().load(folder)
+    method, params = reloaded(session, method_name, overrides, seed, folder)
     probe = train_probe(split.train, cands.test, params, seed, session)
     return {"train_hr1": hr1(method.score(probe), probe.target_index),
             "test_hr1_reloaded": hr1(method.score(cands.test), cands.test.target_index)}
@@ -247,14 +253,14 @@ def paired_columns(rows: list[dict[str, Any]], pop_hits: str) -> dict[str, dict[
     for r in rows:
         if not r.get("test_hits"):
             continue
-        mine = np.array(list(r["test_hits"]), dtype=int)
-        out[r["setting"]] = {"p_vs_pop": round(paired_test(mine, np.array(list(pop_hits), dtype=int)), 4)}
+        mine = outcomes(r["test_hits"])
+        out[r["setting"]] = {"p_vs_pop": round(paired_test(mine, outcomes(pop_hits)), 4)}
         if r["method"] != "llm-zeroshot" and key(r) in zero:
-            out[r["setting"]]["p_vs_zeroshot"] = round(paired_test(mine, np.array(list(zero[key(r)]), dtype=int)), 4)
+            out[r["setting"]]["p_vs_zeroshot"] = round(paired_test(mine, outcomes(zero[key(r)])), 4)
     return out
 
 
-def print_table(rows: list[dict[str, Any]], reference: dict[str, tuple[float, float]], pop_train: dict[str, float],
+def print_table(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], pop_train: dict[str, float],
                 paired: dict[str, dict[str, float]]) -> None:
     order = {name: i for i, name in enumerate(SETTINGS)}
     rows = sorted(rows, key=lambda r: order.get(r["setting"], len(order)))
@@ -264,7 +270,7 @@ def print_table(rows: list[dict[str, Any]], reference: dict[str, tuple[float, fl
             "test_hr1_zeroed_slots", "projected_norm", "token_norm", "note"]
     table = [[r.get(c, "") if r.get(c) is not None else "" for c in cols] for r in rows]
     for k, v in reference.items():
-        line = dict.fromkeys(cols, "") | {"setting": f"({k})", "valid_hr1": round(v[0], 3), "test_hr1": round(v[1], 3),
+        line = dict.fromkeys(cols, "") | {"setting": f"({k})", "valid_hr1": round(v["valid_hr1"], 3), "test_hr1": round(v["test_hr1"], 3),
                                           "note": "reference, same candidates"}
         table.append([line[c] for c in cols])
     print(tabulate(table, headers=cols, tablefmt="github", floatfmt=".3f"))
@@ -282,15 +288,10 @@ def reference_methods(session: Session, seed: int) -> dict[str, Any]:
     return out
 
 
-def pop_test_hits(session: Session, seed: int, pop: Any) -> str:
+def reference_rows(session: Session, seed: int, methods: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """pop and random on the same validation and test candidates (valid_hr1, test_hr1, test_hits)."""
     _, cands = session.prepare(seed)
-    return hits(pop.score(cands.test), cands.test.target_index)
-
-
-def reference_rows(session: Session, seed: int, methods: dict[str, Any]) -> dict[str, tuple[float, float]]:
-    """pop and random on the same validation and test candidates."""
-    _, cands = session.prepare(seed)
-    return {name: (hr1(m.score(cands.valid), cands.valid.target_index), hr1(m.score(cands.test), cands.test.target_index))
+    return {name: {"valid_hr1": hr1(m.score(cands.valid), cands.valid.target_index), **test_outcomes(m, cands.test)}
             for name, m in methods.items()}
 
 
@@ -373,8 +374,9 @@ def main() -> None:
             print(json.dumps(done[-1]), flush=True)
     rows = [r for r in done if r["seed"] == args.seed]
     refs = reference_methods(session, args.seed)
-    print_table(rows, reference_rows(session, args.seed, refs), pop_on_probes(session, args.seed, rows, refs["pop"]),
-                paired_columns(rows, pop_test_hits(session, args.seed, refs["pop"])))
+    reference = reference_rows(session, args.seed, refs)
+    print_table(rows, reference, pop_on_probes(session, args.seed, rows, refs["pop"]),
+                paired_columns(rows, reference["pop"]["test_hits"]))
 
 
 if __name__ == "__main__":
