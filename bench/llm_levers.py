@@ -4,6 +4,7 @@
     python bench/llm_levers.py [--only NAME ...] [--log results/levers/ml-100k.jsonl]
     python bench/llm_levers.py --probe-saved --probe-runs cpu-long    # train_hr1 of saved adapters
     python bench/llm_levers.py --hits NAME ...                        # paired p columns for older rows
+    python bench/llm_levers.py --table-only --pair A B                # paired p of setting A against B
 
 Each named setting below is one (method, parameter overrides) pair: it is trained exactly as
 `run_bench.py` would train it (same Session, split, frozen candidates, SASRec artifact), then
@@ -109,6 +110,12 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "llara-3200-histonly-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "train_samples": 3200,
                                             "prompt": "history-only"},
                                   "as llara-3200-gemma with the history-only prompt: about the minutes of 1600 with the paper's"),
+    "tallrec-3200-histonly-gemma": ("tallrec", {"profile": "cpu-long", "llm": "gemma3-270m", "train_samples": 3200,
+                                                "prompt": "history-only"},
+                                    "as llara-3200-histonly-gemma without item tokens"),
+    "ilora-3200-histonly-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "train_samples": 3200,
+                                            "prompt": "history-only"},
+                                  "as llara-3200-histonly-gemma with iLoRA's 4 gated experts"),
 }
 
 
@@ -260,6 +267,24 @@ def paired_columns(rows: list[dict[str, Any]], pop_hits: str) -> dict[str, dict[
     return out
 
 
+def pair_lines(rows: list[dict[str, Any]], pairs: list[list[str]]) -> list[str]:
+    """Paired Wilcoxon p between two rows' test hits: iLoRA against LoRA at one setting, say, which
+    the table's columns (each row against pop and against its untrained backbone) do not give."""
+    by_name = {r["setting"]: r for r in rows}
+    lines = []
+    for a, b in pairs:
+        for name in (a, b):
+            if not by_name.get(name, {}).get("test_hits"):
+                raise UserError(f"--pair: {name} has no test hits in this seed's rows (run it, or add them with --hits {name})")
+        x, y = outcomes(by_name[a]["test_hits"]), outcomes(by_name[b]["test_hits"])
+        if len(x) != len(y):
+            raise UserError(f"--pair: {a} has {len(x)} test outcomes and {b} {len(y)}: not the same test set")
+        lines.append(f"{a} vs {b}: test HR@1 {x.mean():.3f} vs {y.mean():.3f} ({int(x.sum())} vs {int(y.sum())} of "
+                     f"{len(x)} users; {int((x > y).sum())} hit only by the first, {int((y > x).sum())} only by the "
+                     f"second), two-sided paired Wilcoxon p {paired_test(x, y):.3f}, uncorrected")
+    return lines
+
+
 def print_table(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], pop_train: dict[str, float],
                 paired: dict[str, dict[str, float]]) -> None:
     order = {name: i for i, name in enumerate(SETTINGS)}
@@ -325,6 +350,8 @@ def main() -> None:
     parser.add_argument("--hits", nargs="+", metavar="NAME", choices=list(SETTINGS),
                         help="add per-user test hits (for the paired p columns) to these finished rows, from their "
                              "saved adapters (zero-shot rows are rescored); must reproduce the recorded test HR@1")
+    parser.add_argument("--pair", nargs=2, action="append", default=[], metavar=("A", "B"), choices=list(SETTINGS),
+                        help="also print the paired test between two settings' test hits (repeatable)")
     parser.add_argument("--probe-runs", metavar="PROFILE",
                         help="also add rows 'run:METHOD:PROFILE' probing run_bench.py's saved tallrec/llara/ilora "
                              "adapters (results/work/<dataset>/METHOD/seed<seed>/adapter) trained under PROFILE")
@@ -373,10 +400,13 @@ def main() -> None:
             save()
             print(json.dumps(done[-1]), flush=True)
     rows = [r for r in done if r["seed"] == args.seed]
+    pairs = pair_lines(rows, args.pair)  # before the reference scoring: a bad pair fails at once
     refs = reference_methods(session, args.seed)
     reference = reference_rows(session, args.seed, refs)
     print_table(rows, reference, pop_on_probes(session, args.seed, rows, refs["pop"]),
                 paired_columns(rows, reference["pop"]["test_hits"]))
+    for line in pairs:
+        print(line)
 
 
 if __name__ == "__main__":

@@ -97,6 +97,15 @@ def test_paired_columns_compare_with_pop_and_the_same_prompts_zero_shot(levers):
     assert out["t"]["p_vs_zeroshot"] < 0.01 < out["t"]["p_vs_pop"]  # paired with z (same prompt), not z2
     assert "p_vs_zeroshot" not in out["z"] and "o" not in out and out["z2"]["p_vs_pop"] < 0.05
 
+    # --pair A B: one row against another (iLoRA against LoRA at one setting); a row without hits is refused.
+    (line,) = levers.pair_lines([zero, trained, old], [["t", "z"]])
+    assert line.startswith("t vs z: test HR@1 0.600 vs 0.000 (12 vs 0 of 20 users; 12 hit only by the first, 0 only")
+    assert float(line.rsplit("p ", 1)[1].split(",")[0]) < 0.01
+    with pytest.raises(levers.UserError, match="--pair: o has no test hits"):
+        levers.pair_lines([zero, trained, old], [["t", "o"]])
+    with pytest.raises(levers.UserError, match="not the same test set"):
+        levers.pair_lines([zero, {**trained, "test_hits": "1"}], [["t", "z"]])
+
 
 def test_rescore_reproduces_the_record_and_refuses_a_foreign_adapter(tiny_llm, tmp_path):
     """bench/llm_rescore.py: the summed rule is the recorded one, rank for rank; an adapter that is not
