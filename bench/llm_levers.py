@@ -3,7 +3,7 @@
 
     python bench/llm_levers.py [--only NAME ...] [--log results/levers/ml-100k.jsonl]
     python bench/llm_levers.py --probe-saved --probe-runs cpu-long    # train_hr1 of saved adapters
-    python bench/llm_levers.py --hits NAME ...                        # paired p columns for older rows
+    python bench/llm_levers.py --hits NAME ...                        # paired p (and gate) columns for older rows
     python bench/llm_levers.py --table-only --pair A B                # paired p of setting A against B
 
 Each named setting below is one (method, parameter overrides) pair: it is trained exactly as
@@ -20,7 +20,8 @@ has not even fitted what it saw, while one near 1 there and at chance on test ha
 `p_vs_zeroshot` and `p_vs_pop` are issue 8's bars as the leaderboard tests them: two-sided paired
 Wilcoxon p of the row's per-user test hits against the untrained backbone's with the same prompt and
 against popularity's, on the same candidates (no correction for the many rows). Rows from before the
-column get their hits with `--hits NAME ...`, which rescores their saved adapters.
+column get their hits with `--hits NAME ...`, which rescores their saved adapters. iLoRA rows also
+show whether their gate mixes the experts differently per user (`gate_entropy`, `gate_mi`).
 
 Every finished setting is appended to the log as one JSON line, so a killed run resumes where it
 stopped and the table can be reprinted (`--table-only`). Rows are printed in the order of SETTINGS.
@@ -125,9 +126,23 @@ def hr1(scores: np.ndarray, target_index: np.ndarray) -> float:
 
 def test_outcomes(method: Any, test: Any) -> dict[str, Any]:
     """Test HR@1 and the per-sample HR@1 outcomes behind it, as a string of 0/1 (one JSON field) for
-    the paired tests; from one scoring pass."""
+    the paired tests; from one scoring pass, which also gives a gated method's gate columns."""
     ranks = ranks_from_scores(method.score(test), test.target_index)
-    return {"test_hr1": metrics(ranks)["HR@1"], "test_hits": "".join("1" if r == 1 else "0" for r in ranks)}
+    out = {"test_hr1": metrics(ranks)["HR@1"], "test_hits": "".join("1" if r == 1 else "0" for r in ranks)}
+    return out | gate_columns(method.record_extra().get("test_gates"))
+
+
+def gate_columns(gates: Any) -> dict[str, float]:
+    """Is iLoRA's mixture instance-wise? `gate_entropy`: the mean entropy of a test user's gate (nats;
+    ln K when it mixes the K experts evenly). `gate_mi`: the entropy of the mean gate less that, the
+    mutual information between user and expert: 0 when every user gets the same mixture, in which
+    case iLoRA is one LoRA of K times the rank, whatever its gate's entropy."""
+    if gates is None:
+        return {}
+    g = np.clip(np.asarray(gates, dtype=float), 1e-12, None)
+    mean_entropy = float(np.mean(-(g * np.log(g)).sum(1)))
+    m = g.mean(0)
+    return {"gate_entropy": round(mean_entropy, 4), "gate_mi": round(float(-(m * np.log(m)).sum()) - mean_entropy, 4)}
 
 
 def outcomes(hit_string: str) -> np.ndarray:
@@ -203,16 +218,22 @@ def run_setting(session: Session, name: str, seed: int) -> dict[str, Any]:
     return row
 
 
-def saved_hits(session: Session, row: dict[str, Any], folder: Path) -> str:
-    """Test hits of a finished row from before the column: its saved adapter (none for zero-shot)
-    reloaded and rescored; it must reproduce the recorded test HR@1, or the adapter is not that row's."""
+def saved_hits(session: Session, row: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Test hits (and a gated method's gate columns) of a finished row from before those columns:
+    its saved adapter (none for zero-shot) reloaded and rescored; it must reproduce the recorded test
+    HR@1, or the adapter is not that row's."""
     _, cands = session.prepare(row["seed"])
     method, _ = reloaded(session, row["method"], row["overrides"], row["seed"], folder)
     again = test_outcomes(method, cands.test)
     if again["test_hr1"] != row["test_hr1"]:
         raise UserError(f"{row['setting']}: rescored test HR@1 {again['test_hr1']:.4f} is not the recorded "
                         f"{row['test_hr1']:.4f}; not adding its hits")
-    return again["test_hits"]
+    return {k: v for k, v in again.items() if k != "test_hr1"}
+
+
+def lacks_outcomes(row: dict[str, Any]) -> bool:
+    """A row from before the test-hits column, or an iLoRA row from before the gate columns."""
+    return "test_hits" not in row or (row["method"] == "ilora" and "gate_mi" not in row)
 
 
 def reloaded(session: Session, method_name: str, overrides: dict[str, Any], seed: int, folder: Path) -> tuple[Any, dict[str, Any]]:
@@ -292,7 +313,7 @@ def print_table(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]]
     rows = [{**r, "pop_train_hr1": pop_train.get(r["setting"]), **paired.get(r["setting"], {})} for r in rows]
     cols = ["setting", "train_samples", "steps", "train_min", "score_min", "loss_first", "loss_last", "train_hr1",
             "pop_train_hr1", "valid_hr1", "test_hr1", "p_vs_zeroshot", "p_vs_pop", "test_hr1_reloaded",
-            "test_hr1_zeroed_slots", "projected_norm", "token_norm", "note"]
+            "test_hr1_zeroed_slots", "projected_norm", "token_norm", "gate_entropy", "gate_mi", "note"]
     table = [[r.get(c, "") if r.get(c) is not None else "" for c in cols] for r in rows]
     for k, v in reference.items():
         line = dict.fromkeys(cols, "") | {"setting": f"({k})", "valid_hr1": round(v["valid_hr1"], 3), "test_hr1": round(v["test_hr1"], 3),
@@ -385,9 +406,9 @@ def main() -> None:
             print(json.dumps(row), flush=True)
             save()
     for row in done:
-        if args.hits and row["setting"] in args.hits and row["seed"] == args.seed and "test_hits" not in row:
-            row["test_hits"] = saved_hits(session, row, args.out / "work" / "levers" / row["setting"] / "adapter")
-            print(f"{row['setting']}: test hits added", flush=True)
+        if args.hits and row["setting"] in args.hits and row["seed"] == args.seed and lacks_outcomes(row):
+            row.update(saved_hits(session, row, args.out / "work" / "levers" / row["setting"] / "adapter"))
+            print(f"{row['setting']}: test hits (and gate columns, if gated) added", flush=True)
             save()
     probing = args.probe_saved or args.probe_runs or args.hits
     if not args.table_only and (args.only or not probing):  # probing alone trains nothing

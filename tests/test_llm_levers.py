@@ -32,7 +32,7 @@ def test_train_probe_reload_and_knobs(levers, tmp_path, monkeypatch):
     assert len(row["test_hits"]) == len(cands.test.targets) and row["test_hits"].count("1") / len(row["test_hits"]) == row["test_hr1"]
     # An older row's hits come back from its saved adapter; a wrong recorded HR@1 means a foreign adapter.
     folder = tmp_path / "work" / "levers" / "tiny-llara" / "adapter"
-    assert levers.saved_hits(session, {k: v for k, v in row.items() if k != "test_hits"}, folder) == row["test_hits"]
+    assert levers.saved_hits(session, {k: v for k, v in row.items() if k != "test_hits"}, folder) == {"test_hits": row["test_hits"]}
     with pytest.raises(levers.UserError, match="not the recorded"):
         levers.saved_hits(session, {**row, "test_hr1": row["test_hr1"] + 0.5}, folder)
 
@@ -135,3 +135,25 @@ def test_rescore_reproduces_the_record_and_refuses_a_foreign_adapter(tiny_llm, t
     save_file({k: v + 0.5 * torch.randn_like(v) for k, v in load_file(str(adapter)).items()}, str(adapter))
     with pytest.raises(UserError, match="not the adapter that record scored"):
         rescore.rescore(session, "tallrec", 0)
+
+
+def test_gate_columns_say_whether_the_mixture_differs_per_user(levers, tmp_path, tiny_llm, monkeypatch):
+    import math
+
+    from harness.runner import RunPlan, Session
+
+    even = levers.gate_columns([[0.25] * 4] * 3)
+    assert even["gate_entropy"] == pytest.approx(math.log(4), abs=1e-4) and even["gate_mi"] == pytest.approx(0, abs=1e-4)
+    same = levers.gate_columns([[1, 0], [1, 0]])  # one expert, the same for every user
+    assert same["gate_entropy"] == pytest.approx(0, abs=1e-4) and same["gate_mi"] == pytest.approx(0, abs=1e-4)
+    split = levers.gate_columns([[1, 0], [0, 1]])  # each user its own expert
+    assert split["gate_mi"] == pytest.approx(math.log(2), abs=1e-4)
+    assert levers.gate_columns(None) == {}
+
+    monkeypatch.setitem(levers.SETTINGS, "tiny-ilora", ("ilora", {"llm": str(tiny_llm), **TINY, "experts": 2}, ""))
+    session = Session(RunPlan(dataset="synthetic", out=tmp_path, device="cpu"))
+    row = levers.run_setting(session, "tiny-ilora", 0)
+    assert 0 <= row["gate_entropy"] <= math.log(2) + 1e-4 and -1e-4 <= row["gate_mi"] <= math.log(2) - row["gate_entropy"] + 1e-4
+    assert not levers.lacks_outcomes(row) and levers.lacks_outcomes({k: v for k, v in row.items() if k != "gate_mi"})
+    again = levers.saved_hits(session, row, tmp_path / "work" / "levers" / "tiny-ilora" / "adapter")
+    assert again == {k: row[k] for k in ("test_hits", "gate_entropy", "gate_mi")}
