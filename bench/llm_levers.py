@@ -21,7 +21,8 @@ has not even fitted what it saw, while one near 1 there and at chance on test ha
 Wilcoxon p of the row's per-user test hits against the untrained backbone's with the same prompt and
 against popularity's, on the same candidates (no correction for the many rows). Rows from before the
 column get their hits with `--hits NAME ...`, which rescores their saved adapters. iLoRA rows also
-show whether their gate mixes the experts differently per user (`gate_entropy`, `gate_mi`).
+show whether their gate mixes the experts differently per user (`gate_entropy`, `gate_mi`), and
+how much of that the random router already did before training (`gate_mi_init`).
 
 Every finished setting is appended to the log as one JSON line, so a killed run resumes where it
 stopped and the table can be reprinted (`--table-only`). Rows are printed in the order of SETTINGS.
@@ -208,6 +209,8 @@ def run_setting(session: Session, name: str, seed: int) -> dict[str, Any]:
         "valid_hr1": hr1(method.score(cands.valid), cands.valid.target_index),
     }
     row.update(test_outcomes(method, cands.test))
+    if method.design().gated:
+        row.update(gate_at_init(session, method_name, overrides, seed, cands.test))
     if method.trains:  # a zero-shot row has no training windows to probe
         probe = train_probe(split.train, cands.test, params, seed, session)
         row["train_hr1"] = hr1(method.score(probe), probe.target_index)
@@ -216,6 +219,21 @@ def run_setting(session: Session, name: str, seed: int) -> dict[str, Any]:
         row.update(projector_norms(method.recommender()))
         row["test_hr1_zeroed_slots"] = zeroed_slots_hr1(method, cands.test)
     return row
+
+
+def gate_at_init(session: Session, method_name: str, overrides: dict[str, Any], seed: int, test: Any) -> dict[str, float]:
+    """`gate_mi_init`: gate_mi of the same router as initialised (same seed), before any training.
+
+    The router starts random, so its gate already differs between users before it has learned
+    anything; only gate_mi above this says training made the mixture instance-wise. Needs no LLM
+    pass: the gate is the router on SASRec's sequence representation (or a fixed random vector)."""
+    method, _ = build(session, method_name, overrides, seed, session.plan.out / "work" / "levers" / "_untrained")
+    rec = method.recommender()
+    if rec.design.gate_input == "token_mean":  # the gate reads the prompt's embeddings: not measured here
+        return {}
+    with torch.no_grad():
+        gates = rec.gates(list(test.histories), None, None)
+    return {"gate_mi_init": gate_columns(gates.float().cpu().numpy())["gate_mi"]}
 
 
 def saved_hits(session: Session, row: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -228,12 +246,14 @@ def saved_hits(session: Session, row: dict[str, Any], folder: Path) -> dict[str,
     if again["test_hr1"] != row["test_hr1"]:
         raise UserError(f"{row['setting']}: rescored test HR@1 {again['test_hr1']:.4f} is not the recorded "
                         f"{row['test_hr1']:.4f}; not adding its hits")
+    if method.design().gated:
+        again.update(gate_at_init(session, row["method"], row["overrides"], row["seed"], cands.test))
     return {k: v for k, v in again.items() if k != "test_hr1"}
 
 
 def lacks_outcomes(row: dict[str, Any]) -> bool:
     """A row from before the test-hits column, or an iLoRA row from before the gate columns."""
-    return "test_hits" not in row or (row["method"] == "ilora" and "gate_mi" not in row)
+    return "test_hits" not in row or (row["method"] == "ilora" and "gate_mi_init" not in row)
 
 
 def reloaded(session: Session, method_name: str, overrides: dict[str, Any], seed: int, folder: Path) -> tuple[Any, dict[str, Any]]:
@@ -313,7 +333,7 @@ def print_table(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]]
     rows = [{**r, "pop_train_hr1": pop_train.get(r["setting"]), **paired.get(r["setting"], {})} for r in rows]
     cols = ["setting", "train_samples", "steps", "train_min", "score_min", "loss_first", "loss_last", "train_hr1",
             "pop_train_hr1", "valid_hr1", "test_hr1", "p_vs_zeroshot", "p_vs_pop", "test_hr1_reloaded",
-            "test_hr1_zeroed_slots", "projected_norm", "token_norm", "gate_entropy", "gate_mi", "note"]
+            "test_hr1_zeroed_slots", "projected_norm", "token_norm", "gate_entropy", "gate_mi", "gate_mi_init", "note"]
     table = [[r.get(c, "") if r.get(c) is not None else "" for c in cols] for r in rows]
     for k, v in reference.items():
         line = dict.fromkeys(cols, "") | {"setting": f"({k})", "valid_hr1": round(v["valid_hr1"], 3), "test_hr1": round(v["test_hr1"], 3),

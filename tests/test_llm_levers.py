@@ -140,6 +140,8 @@ def test_rescore_reproduces_the_record_and_refuses_a_foreign_adapter(tiny_llm, t
 def test_gate_columns_say_whether_the_mixture_differs_per_user(levers, tmp_path, tiny_llm, monkeypatch):
     import math
 
+    import torch
+
     from harness.runner import RunPlan, Session
 
     even = levers.gate_columns([[0.25] * 4] * 3)
@@ -154,6 +156,14 @@ def test_gate_columns_say_whether_the_mixture_differs_per_user(levers, tmp_path,
     session = Session(RunPlan(dataset="synthetic", out=tmp_path, device="cpu"))
     row = levers.run_setting(session, "tiny-ilora", 0)
     assert 0 <= row["gate_entropy"] <= math.log(2) + 1e-4 and -1e-4 <= row["gate_mi"] <= math.log(2) - row["gate_entropy"] + 1e-4
-    assert not levers.lacks_outcomes(row) and levers.lacks_outcomes({k: v for k, v in row.items() if k != "gate_mi"})
+    assert 0 <= row["gate_mi_init"] <= math.log(2)
+    assert not levers.lacks_outcomes(row) and levers.lacks_outcomes({k: v for k, v in row.items() if k != "gate_mi_init"})
     again = levers.saved_hits(session, row, tmp_path / "work" / "levers" / "tiny-ilora" / "adapter")
-    assert again == {k: row[k] for k in ("test_hits", "gate_entropy", "gate_mi")}
+    assert again == {k: row[k] for k in ("test_hits", "gate_entropy", "gate_mi", "gate_mi_init")}
+    # gate_mi_init means something because the seed fixes the router's initialisation (two untrained
+    # builds agree), and training moved the router away from it.
+    overrides = levers.SETTINGS["tiny-ilora"][1]
+    u1, u2 = (levers.build(session, "ilora", overrides, 0, tmp_path / d)[0] for d in ("u1", "u2"))
+    trained, _ = levers.reloaded(session, "ilora", overrides, 0, tmp_path / "work" / "levers" / "tiny-ilora" / "adapter")
+    w1, w2, w = (m.recommender().extra["router"].linear.weight for m in (u1, u2, trained))
+    assert torch.equal(w1, w2) and not torch.equal(w1, w)
