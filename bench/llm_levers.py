@@ -118,6 +118,14 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "ilora-3200-histonly-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "train_samples": 3200,
                                             "prompt": "history-only"},
                                   "as llara-3200-histonly-gemma with iLoRA's 4 gated experts"),
+    # Does the gate matter? Its router learns at lr x router_lr_scale (0.3) and ends less instance-wise
+    # than it started (gate_mi below gate_mi_init): a router at 10x lr, and the paper's random-gate ablation.
+    "ilora-1600-histonly-router10-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "prompt": "history-only",
+                                                     "router_lr_scale": 3.0},
+                                           "as ilora-1600-histonly-gemma with the router at 10x its learning rate (3 x lr)"),
+    "ilora-1600-histonly-randomgate-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "prompt": "history-only",
+                                                       "gate_input": "random"},
+                                             "as ilora-1600-histonly-gemma, gate from a fixed random vector per history"),
 }
 
 
