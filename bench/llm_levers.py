@@ -48,6 +48,7 @@ from harness.errors import UserError  # noqa: E402
 from harness.evaluate import metrics, ranks_from_scores  # noqa: E402
 from harness.records import atomic_write_text  # noqa: E402
 from methods.base import METHODS  # noqa: E402
+from methods.llm.methods import gate_spread  # noqa: E402
 from harness.report.stats import paired_test  # noqa: E402
 from harness.runner import RunPlan, Session  # noqa: E402
 
@@ -143,15 +144,12 @@ def test_outcomes(method: Any, test: Any) -> dict[str, Any]:
 
 def gate_columns(gates: Any) -> dict[str, float]:
     """Is iLoRA's mixture instance-wise? `gate_entropy`: the mean entropy of a test user's gate (nats;
-    ln K when it mixes the K experts evenly). `gate_mi`: the entropy of the mean gate less that, the
-    mutual information between user and expert: 0 when every user gets the same mixture, in which
-    case iLoRA is one LoRA of K times the rank, whatever its gate's entropy."""
+    ln K when it mixes the K experts evenly). `gate_mi`: the mutual information between user and
+    expert: 0 when every user gets the same mixture, whatever its entropy (methods.llm.methods.gate_spread)."""
     if gates is None:
         return {}
-    g = np.clip(np.asarray(gates, dtype=float), 1e-12, None)
-    mean_entropy = float(np.mean(-(g * np.log(g)).sum(1)))
-    m = g.mean(0)
-    return {"gate_entropy": round(mean_entropy, 4), "gate_mi": round(float(-(m * np.log(m)).sum()) - mean_entropy, 4)}
+    mean_entropy, mi = gate_spread(gates)
+    return {"gate_entropy": round(mean_entropy, 4), "gate_mi": round(mi, 4)}
 
 
 def outcomes(hit_string: str) -> np.ndarray:
@@ -206,6 +204,7 @@ def run_setting(session: Session, name: str, seed: int) -> dict[str, Any]:
     method, params = build(session, method_name, overrides, seed, session.plan.out / "work" / "levers" / name)
     session.require("sasrec", seed)  # trained (or loaded) before the clock starts, as in a real run
     t0 = time.perf_counter()
+    init = gate_mi_init(method, cands.test)  # builds the recommender fit would build, and reads its router
     method.fit(split.train, cands.valid)
     train_minutes = (time.perf_counter() - t0) / 60
     t1 = time.perf_counter()
@@ -216,9 +215,7 @@ def run_setting(session: Session, name: str, seed: int) -> dict[str, Any]:
         "loss_first": extra.get("loss_first"), "loss_last": extra.get("loss_last"),
         "valid_hr1": hr1(method.score(cands.valid), cands.valid.target_index),
     }
-    row.update(test_outcomes(method, cands.test))
-    if method.design().gated:
-        row.update(gate_at_init(session, method_name, overrides, seed, cands.test))
+    row.update(test_outcomes(method, cands.test) | init)
     if method.trains:  # a zero-shot row has no training windows to probe
         probe = train_probe(split.train, cands.test, params, seed, session)
         row["train_hr1"] = hr1(method.score(probe), probe.target_index)
@@ -229,15 +226,13 @@ def run_setting(session: Session, name: str, seed: int) -> dict[str, Any]:
     return row
 
 
-def gate_at_init(session: Session, method_name: str, overrides: dict[str, Any], seed: int, test: Any) -> dict[str, float]:
-    """`gate_mi_init`: gate_mi of the same router as initialised (same seed), before any training.
-
-    The router starts random, so its gate already differs between users before it has learned
-    anything; only gate_mi above this says training made the mixture instance-wise. Needs no LLM
-    pass: the gate is the router on SASRec's sequence representation (or a fixed random vector)."""
-    method, _ = build(session, method_name, overrides, seed, session.plan.out / "work" / "levers" / "_untrained")
+def gate_mi_init(method: Any, test: Any) -> dict[str, float]:
+    """`gate_mi_init`: gate_mi of the router as the seed initialised it, read from a method not yet
+    trained (or loaded). The router starts random, so its gate already differs between users before it
+    has learned anything; only gate_mi above this says training made the mixture instance-wise. Needs
+    no LLM pass: the gate is the router on SASRec's sequence representation (or a fixed random vector)."""
     rec = method.recommender()
-    if rec.design.gate_input == "token_mean":  # the gate reads the prompt's embeddings: not measured here
+    if not rec.design.gated or rec.design.gate_input == "token_mean":  # token_mean reads the prompt: not measured
         return {}
     with torch.no_grad():
         gates = rec.gates(list(test.histories), None, None)
@@ -249,14 +244,14 @@ def saved_hits(session: Session, row: dict[str, Any], folder: Path) -> dict[str,
     its saved adapter (none for zero-shot) reloaded and rescored; it must reproduce the recorded test
     HR@1, or the adapter is not that row's."""
     _, cands = session.prepare(row["seed"])
-    method, _ = reloaded(session, row["method"], row["overrides"], row["seed"], folder)
+    method, _ = build(session, row["method"], row["overrides"], row["seed"], folder.parent)
+    init = gate_mi_init(method, cands.test)  # before the adapter is loaded
+    load_saved(method, folder)
     again = test_outcomes(method, cands.test)
     if again["test_hr1"] != row["test_hr1"]:
         raise UserError(f"{row['setting']}: rescored test HR@1 {again['test_hr1']:.4f} is not the recorded "
                         f"{row['test_hr1']:.4f}; not adding its hits")
-    if method.design().gated:
-        again.update(gate_at_init(session, row["method"], row["overrides"], row["seed"], cands.test))
-    return {k: v for k, v in again.items() if k != "test_hr1"}
+    return {k: v for k, v in (again | init).items() if k != "test_hr1"}
 
 
 def lacks_outcomes(row: dict[str, Any]) -> bool:
@@ -267,11 +262,15 @@ def lacks_outcomes(row: dict[str, Any]) -> bool:
 def reloaded(session: Session, method_name: str, overrides: dict[str, Any], seed: int, folder: Path) -> tuple[Any, dict[str, Any]]:
     """The method as `build` makes it, with the adapter saved in `folder` (a zero-shot method has none)."""
     method, params = build(session, method_name, overrides, seed, folder.parent)
+    load_saved(method, folder)
+    return method, params
+
+
+def load_saved(method: Any, folder: Path) -> None:
     if method.trains:
         if not folder.exists():
             raise UserError(f"no saved adapter at {folder} to rescore")
         method.recommender().load(folder)
-    return method, params
 
 
 def probe_saved(session: Session, method_name: str, overrides: dict[str, Any], seed: int, folder: Path) -> dict[str, float]:

@@ -60,6 +60,18 @@ PROFILES: dict[str, dict[str, Any]] = {
 CPU_COST: dict[str, tuple[float, float]] = {"smollm2": (1.25, 3.0), "gemma3-270m": (1.1, 4.0)}
 
 
+def gate_spread(gates: np.ndarray) -> tuple[float, float]:
+    """(mean entropy of a sample's gate, mutual information between sample and expert), in nats,
+    from [N, K] gate weights. The entropy alone cannot tell an even mixture that every user shares
+    (iLoRA as one LoRA of K times the rank) from users routed apart; the mutual information can."""
+    def entropy(g: np.ndarray) -> np.ndarray:
+        return -(g * np.log(np.clip(g, 1e-12, None))).sum(-1)
+
+    gates = np.asarray(gates, dtype=float)
+    mean_entropy = float(np.mean(entropy(gates)))
+    return mean_entropy, float(entropy(gates.mean(0))) - mean_entropy
+
+
 def _cpu_cost(settings: dict[str, Any]) -> tuple[float, float] | None:
     """(training seconds per window, scoring minutes) for the backbone, None for an unmeasured local model."""
     return CPU_COST.get(str(settings["llm"]))
@@ -216,7 +228,7 @@ class LLMMethod(Method):
             self._extra.update(
                 test_gates=np.round(gates, 5).tolist(),
                 gate_mean=np.round(gates.mean(0), 5).tolist(),
-                gate_entropy_mean=float(np.mean(-(gates * np.log(np.clip(gates, 1e-12, None))).sum(1))),
+                gate_entropy_mean=gate_spread(gates)[0],
             )
         return scores
 
