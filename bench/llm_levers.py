@@ -198,10 +198,16 @@ def build(session: Session, method_name: str, overrides: dict[str, Any], seed: i
     return method, params
 
 
+def work_dir(out: Path, name: str, seed: int) -> Path:
+    """Where a setting keeps its adapter: one folder per seed, so that another seed's run does not
+    overwrite the adapter `--hits` rescores (seed 0 keeps the folder it had before seeds were run)."""
+    return out / "work" / "levers" / (name if seed == 0 else f"{name}-seed{seed}")
+
+
 def run_setting(session: Session, name: str, seed: int) -> dict[str, Any]:
     method_name, overrides, note = SETTINGS[name]
     split, cands = session.prepare(seed)
-    method, params = build(session, method_name, overrides, seed, session.plan.out / "work" / "levers" / name)
+    method, params = build(session, method_name, overrides, seed, work_dir(session.plan.out, name, seed))
     session.require("sasrec", seed)  # trained (or loaded) before the clock starts, as in a real run
     t0 = time.perf_counter()
     init = gate_mi_init(method, cands.test)  # builds the recommender fit would build, and reads its router
@@ -414,7 +420,7 @@ def main() -> None:
 
     if args.probe_saved:
         for row in done:
-            folder = args.out / "work" / "levers" / row["setting"] / "adapter"
+            folder = work_dir(args.out, row["setting"], row["seed"]) / "adapter"
             if row["seed"] == args.seed and "train_hr1" not in row and row["setting"] in SETTINGS and folder.exists():
                 row.update(probe_saved(session, row["method"], row["overrides"], args.seed, folder))
                 print(json.dumps(row), flush=True)
@@ -434,7 +440,7 @@ def main() -> None:
             save()
     for row in done:
         if args.hits and row["setting"] in args.hits and row["seed"] == args.seed and lacks_outcomes(row):
-            row.update(saved_hits(session, row, args.out / "work" / "levers" / row["setting"] / "adapter"))
+            row.update(saved_hits(session, row, work_dir(args.out, row["setting"], row["seed"]) / "adapter"))
             print(f"{row['setting']}: test hits (and gate columns, if gated) added", flush=True)
             save()
     probing = args.probe_saved or args.probe_runs or args.hits

@@ -167,3 +167,15 @@ def test_gate_columns_say_whether_the_mixture_differs_per_user(levers, tmp_path,
     trained, _ = levers.reloaded(session, "ilora", overrides, 0, tmp_path / "work" / "levers" / "tiny-ilora" / "adapter")
     w1, w2, w = (m.recommender().extra["router"].linear.weight for m in (u1, u2, trained))
     assert torch.equal(w1, w2) and not torch.equal(w1, w)
+
+
+def test_another_seed_keeps_its_own_adapter(levers, tmp_path):
+    """A second seed must not overwrite the adapter that `--hits` rescores for seed 0's row."""
+    from harness.runner import RunPlan, Session
+
+    session = Session(RunPlan(dataset="synthetic", out=tmp_path, seeds=[1], device="cpu"))
+    row = levers.run_setting(session, "tiny-llara", 1)
+    assert row["seed"] == 1
+    assert (tmp_path / "work" / "levers" / "tiny-llara-seed1" / "adapter").is_dir()
+    assert not (tmp_path / "work" / "levers" / "tiny-llara").exists()
+    assert levers.work_dir(tmp_path, "tiny-llara", 0) == tmp_path / "work" / "levers" / "tiny-llara"
