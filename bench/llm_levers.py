@@ -48,8 +48,7 @@ from harness.errors import UserError  # noqa: E402
 from harness.evaluate import metrics, ranks_from_scores  # noqa: E402
 from harness.records import atomic_write_text  # noqa: E402
 from methods.base import METHODS  # noqa: E402
-from methods.llm.methods import gate_spread  # noqa: E402
-from harness.report.stats import paired_test  # noqa: E402
+from harness.report.stats import gate_spread, paired_test  # noqa: E402
 from harness.runner import RunPlan, Session  # noqa: E402
 
 ATTENTION = "q_proj,k_proj,v_proj,o_proj"
@@ -145,7 +144,7 @@ def test_outcomes(method: Any, test: Any) -> dict[str, Any]:
 def gate_columns(gates: Any) -> dict[str, float]:
     """Is iLoRA's mixture instance-wise? `gate_entropy`: the mean entropy of a test user's gate (nats;
     ln K when it mixes the K experts evenly). `gate_mi`: the mutual information between user and
-    expert: 0 when every user gets the same mixture, whatever its entropy (methods.llm.methods.gate_spread)."""
+    expert: 0 when every user gets the same mixture, whatever its entropy (harness.report.stats.gate_spread)."""
     if gates is None:
         return {}
     mean_entropy, mi = gate_spread(gates)

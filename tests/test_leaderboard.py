@@ -61,9 +61,11 @@ def test_expert_usage_table_and_heatmap(tmp_path: Path):
     section = Section("x", "toy", [Row("ilora (generate)", "ilora", "generate", [run]),
                                    Row("ilora (likelihood)", "ilora", "likelihood", [run])], [], [], [0], [])
     headers, table, heat = expert_usage(section)
-    assert headers[:3] == ["iLoRA", "users", "entropy (max 1.39)"]
+    assert headers[:4] == ["iLoRA", "users", "entropy (max 1.39)", "user-expert MI"]
     assert len(table) == 3  # all users, then the two clusters; once per method, not per mode
-    assert table[1][3:] == ["0.700", "0.100", "0.100", "0.100"] and table[2][6] == "0.700"
+    assert table[1][4:] == ["0.700", "0.100", "0.100", "0.100"] and table[2][7] == "0.700"
+    # two groups routed apart: MI = H(mean gate) - mean H(gate) = 1.19355 - 0.94045 nats; inside a group, 0
+    assert table[0][3] == "0.2531" and table[1][3] == table[2][3] == "0.0000"
     path = plot_experts(section, heat, tmp_path)
     assert path.exists() and path.stat().st_size > 1000
 

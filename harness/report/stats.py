@@ -74,3 +74,15 @@ def relative_improvement(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> t
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
     base = b.mean()
     return float((a.mean() - base) / base) if base > 0 else float("nan")
+
+
+def gate_spread(gates: np.ndarray) -> tuple[float, float]:
+    """(mean entropy of a sample's gate, mutual information between sample and expert), in nats,
+    from [N, K] gate weights. The entropy alone cannot tell an even mixture that every user shares
+    (iLoRA as one LoRA of K times the rank) from users routed apart; the mutual information can."""
+    def entropy(g: np.ndarray) -> np.ndarray:
+        return -(g * np.log(np.clip(g, 1e-12, None))).sum(-1)
+
+    gates = np.asarray(gates, dtype=float)
+    mean_entropy = float(np.mean(entropy(gates)))
+    return mean_entropy, float(entropy(gates.mean(0))) - mean_entropy

@@ -29,6 +29,7 @@ import numpy as np
 from harness.data import Sample
 from harness.errors import UserError
 from harness.protocol import EvalSet
+from harness.report.stats import gate_spread
 from methods.base import METHODS, Method
 from methods.llm.backbone import SHIPPED, package_dir
 
@@ -58,18 +59,6 @@ PROFILES: dict[str, dict[str, Any]] = {
 # only; scoring ~3 min. Gemma-3-270M: llara-cpu-long-gemma trained 1600 windows in 29.0 min (1.09 s each;
 # llara-480-gemma 1.16 s); the cpu-long Gemma run scored in 3.0-4.6 min. A local model's cost is unmeasured.
 CPU_COST: dict[str, tuple[float, float]] = {"smollm2": (1.25, 3.0), "gemma3-270m": (1.1, 4.0)}
-
-
-def gate_spread(gates: np.ndarray) -> tuple[float, float]:
-    """(mean entropy of a sample's gate, mutual information between sample and expert), in nats,
-    from [N, K] gate weights. The entropy alone cannot tell an even mixture that every user shares
-    (iLoRA as one LoRA of K times the rank) from users routed apart; the mutual information can."""
-    def entropy(g: np.ndarray) -> np.ndarray:
-        return -(g * np.log(np.clip(g, 1e-12, None))).sum(-1)
-
-    gates = np.asarray(gates, dtype=float)
-    mean_entropy = float(np.mean(entropy(gates)))
-    return mean_entropy, float(entropy(gates.mean(0))) - mean_entropy
 
 
 def _cpu_cost(settings: dict[str, Any]) -> tuple[float, float] | None:
