@@ -236,12 +236,8 @@ def gate_mi_init(method: Any, test: Any) -> dict[str, float]:
     trained (or loaded). The router starts random, so its gate already differs between users before it
     has learned anything; only gate_mi above this says training made the mixture instance-wise. Needs
     no LLM pass: the gate is the router on SASRec's sequence representation (or a fixed random vector)."""
-    rec = method.recommender()
-    if not rec.design.gated or rec.design.gate_input == "token_mean":  # token_mean reads the prompt: not measured
-        return {}
-    with torch.no_grad():
-        gates = rec.gates(list(test.histories), None, None)
-    return {"gate_mi_init": gate_columns(gates.float().cpu().numpy())["gate_mi"]}
+    mi = method.router_mi(test) if hasattr(method, "router_mi") else None  # None: no gate, or one that reads the prompt
+    return {} if mi is None else {"gate_mi_init": round(mi, 4)}
 
 
 def saved_hits(session: Session, row: dict[str, Any], folder: Path) -> dict[str, Any]:

@@ -59,6 +59,12 @@ def test_method_fits_and_answers_both_ways(tiny_llm, tmp_path, name, extra):
     if name == "ilora":
         gates = np.array(record["test_gates"])
         assert gates.shape == (10, extra.get("experts", 4)) and np.allclose(gates.sum(1), 1, atol=1e-4)
+        if extra.get("gate_input", "sequence") == "sequence":  # the router before and after training, same users
+            mi0, mi1 = record["valid_gate_mi_init"], record["valid_gate_mi"]
+            assert 0 <= mi0 <= np.log(4) and 0 <= mi1 <= np.log(4) and mi0 != mi1
+            assert mi1 == round(method.router_mi(cands.valid), 5)
+        else:  # token_mean reads the prompt: no LLM-free measurement
+            assert "valid_gate_mi_init" not in record
     if extra.get("validate"):
         assert [e for e, _ in reports] == [0, 1] and record["best_epoch"] in (0, 1)
 

@@ -339,6 +339,28 @@ class ILoRA(TALLRec):
             raise UserError(f"ilora: gate_input must be one of {', '.join(GATE_INPUTS)}, got {self.settings['gate_input']!r}")
         return Design(lora=self.lora_spec(experts), hybrid=bool(self.settings["hybrid"]), gate_input=self.settings["gate_input"])
 
+    def fit(self, train: list[Sample], valid: EvalSet) -> None:
+        """Records the router's user-expert mutual information on the validation users before and
+        after training: a seeded random router already gates users differently, so only a rise says
+        training made the mixture instance-wise (the test gates alone cannot say)."""
+        before = self.router_mi(valid)
+        super().fit(train, valid)
+        if before is not None:
+            self._extra.update(valid_gate_mi_init=round(before, 5), valid_gate_mi=round(self.router_mi(valid), 5))
+
+    def router_mi(self, samples: EvalSet) -> float | None:
+        """User-expert mutual information of the router as it stands on these users, without an LLM
+        pass (the gate reads SASRec's sequence representation, or a fixed random vector); None for
+        the token_mean gate, which reads the prompt."""
+        import torch
+
+        rec = self.recommender()
+        if rec.design.gate_input == "token_mean":
+            return None
+        with torch.no_grad():
+            gates = rec.gates(list(samples.histories), None, None)
+        return gate_spread(gates.float().cpu().numpy())[1]
+
     def score(self, samples: EvalSet) -> np.ndarray:
         scores = super().score(samples)
         if "test_gates" in self._extra and "test_clusters" not in self._extra:
