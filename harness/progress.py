@@ -17,11 +17,12 @@ from tqdm import tqdm
 class Progress:
     """A tqdm bar, or (no terminal) `<desc> <unit> k/total[, note], x min so far, ~y min left` log lines."""
 
-    def __init__(self, total: int, desc: str, unit: str, log: logging.Logger, *, leave: bool = True) -> None:
+    def __init__(self, total: int, desc: str, unit: str, log: logging.Logger, *, leave: bool = True, initial: int = 0) -> None:
+        """`initial`: units already done (a resumed training); the time left is estimated from this run's rate."""
         self.total, self.desc, self.unit, self.log = total, desc, unit, log
-        self.bar = tqdm(total=total, desc=desc, unit=unit, disable=None, leave=leave)
+        self.bar = tqdm(total=total, desc=desc, unit=unit, disable=None, leave=leave, initial=initial)
         self.every = max(1, total // 10) if self.bar.disable else 0
-        self.done = 0
+        self.done = self.initial = initial
         self.start = time.perf_counter()
 
     def update(self, n: int = 1, note: str = "") -> None:
@@ -34,7 +35,7 @@ class Progress:
             elapsed = time.perf_counter() - self.start
             self.log.info("%s %s %d/%d%s, %.1f min so far, ~%.1f min left", self.desc, self.unit, self.done,
                           self.total, f", {note}" if note else "", elapsed / 60,
-                          elapsed / self.done * (self.total - self.done) / 60)
+                          elapsed / (self.done - self.initial) * (self.total - self.done) / 60)
 
     def close(self) -> None:
         self.bar.close()

@@ -203,13 +203,16 @@ def test_the_time_estimate_times_a_median_length_bucket(tiny_llm):
     assert len(typical) == 4 and 4 * max(lengths[it] for it in typical) == buckets_padded[5]
 
 
-def test_too_many_non_finite_steps_fail_with_the_steps(tiny_llm, monkeypatch):
-    from methods.llm.training import TrainConfig, train
+def test_too_many_non_finite_steps_fail_with_the_steps(tiny_llm, monkeypatch, tmp_path):
+    import methods.llm.training as training
 
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)  # a checkpoint is written after step 1
     rec = _rec(tiny_llm)
     _nan_on_calls(rec, monkeypatch, {0, 1, 2})
     with pytest.raises(FloatingPointError, match=r"non-finite loss nan at optimiser step 2 of 5.*\[1, 2\]\), more than 5%"):
-        train(rec, _items(10), TrainConfig(epochs=1, batch_size=2, grad_accum=1, lr=1e-3))
+        training.train(rec, _items(10), training.TrainConfig(epochs=1, batch_size=2, grad_accum=1, lr=1e-3),
+                       checkpoint=tmp_path / "ckpt.pt")
+    assert not (tmp_path / "ckpt.pt").exists()  # a failed training is not resumed: it would fail the same way
 
 
 def test_likelihood_names_the_samples_with_non_finite_scores(tiny_llm, monkeypatch):
@@ -339,3 +342,69 @@ def test_cached_piece_ids_equal_one_tokenizer_call_per_piece(tiny_llm, hybrid):
         rec.encode(h, c, hybrid, int(c[0]))
     again = rec.piece_ids.cache_info()
     assert again.misses == first.misses and again.hits == first.hits + len(calls)  # the same prompts: every piece a hit
+
+
+@pytest.mark.parametrize("best", [0, 1])
+def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_weights(tiny_llm, monkeypatch, tmp_path, caplog, best):
+    """Two epochs of hybrid iLoRA with the curriculum, LoRA dropout and model selection, killed in
+    the second epoch: resumed from the checkpoint, it must take the very steps the uninterrupted
+    training took (same weights, losses, prompt kinds and validation curve), and then remove it.
+    best=1: the weights are those the resumed steps made; best=0: those the checkpoint kept."""
+    import logging
+
+    import methods.llm.training as training
+
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)  # save after every step
+    cfg = training.TrainConfig(epochs=2, batch_size=2, grad_accum=2, lr=1e-2, curriculum=True)
+    items = _items(24)  # 12 micro-batches, 6 steps per epoch
+
+    def validate(epoch: int) -> float:
+        return float(epoch == best)
+
+    whole = _rec(tiny_llm, experts=4, hybrid=True)
+    expected = training.train(whole, items, cfg, validate)
+
+    killed, path = _rec(tiny_llm, experts=4, hybrid=True), tmp_path / "ckpt.pt"
+    calls, answer_loss = [0], training.answer_loss
+
+    def dies_on_call_17(*args, **kwargs):  # the first micro-batch of step 9, the second epoch's third step
+        calls[0] += 1
+        if calls[0] == 17:
+            raise KeyboardInterrupt
+        return answer_loss(*args, **kwargs)
+
+    monkeypatch.setattr(training, "answer_loss", dies_on_call_17)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(killed, items, cfg, validate, checkpoint=path)
+    monkeypatch.setattr(training, "answer_loss", answer_loss)
+    assert path.exists()
+
+    resumed = _rec(tiny_llm, experts=4, hybrid=True)  # a new process: fresh weights from the seed
+    with caplog.at_level(logging.INFO, logger="ilora_bench"):
+        got = training.train(resumed, items, cfg, validate, checkpoint=path)
+    assert "training resumes from" in caplog.text and got.resumed_at == 8
+    assert (got.losses, got.hybrid, got.curve, got.best_epoch) == (expected.losses, expected.hybrid, expected.curve,
+                                                                    expected.best_epoch)
+    assert got.best_epoch == best and "t" in "".join("h" if h else "t" for h in got.hybrid) and any(got.hybrid)
+    for k, v in whole.trainable().items():
+        assert torch.equal(v, resumed.trainable()[k]), k
+    assert not path.exists()
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(tiny_llm, tmp_path, caplog):
+    import logging
+
+    import methods.llm.training as training
+
+    path = tmp_path / "ckpt.pt"
+    cfg = training.TrainConfig(epochs=2, batch_size=2, grad_accum=1, lr=1e-3)
+    saver = training._Checkpoint(path, "another run's fingerprint")
+    saver.save({"step": 3})
+    with caplog.at_level(logging.INFO, logger="ilora_bench"):
+        log = training.train(_rec(tiny_llm), _items(4), cfg, checkpoint=path)
+    assert "is for other settings or windows: training from the start" in caplog.text
+    assert log.resumed_at is None and len(log.losses) == 4 and not path.exists()
+    path.write_bytes(b"not a checkpoint")  # a file cut short by a kill mid-write would look like this
+    with caplog.at_level(logging.INFO, logger="ilora_bench"):
+        log = training.train(_rec(tiny_llm), _items(4), cfg, checkpoint=path)
+    assert "unreadable" in caplog.text and log.resumed_at is None and len(log.losses) == 4

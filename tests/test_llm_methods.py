@@ -53,6 +53,8 @@ def test_method_fits_and_answers_both_ways(tiny_llm, tmp_path, name, extra):
     record = method.record_extra()
     assert record["train_samples"] == 12 and record["train_steps"] == 4  # 12 / 4 = 3 micro-batches -> 2 steps x 2 epochs
     assert "llara_hr1" in record and (Path(record["adapter"]) / "adapter.safetensors").exists()
+    # trained in one go: nothing resumed, and the training checkpoint is gone from the work folder
+    assert record["resumed_at_step"] is None and not list(Path(record["adapter"]).parent.glob("train_checkpoint*"))
     assert method.trainable_parameters() > 0
     if method.design().hybrid:  # 4 steps: the first is always text-only (probability 0)
         assert len(record["hybrid_steps"]) == 4 and record["hybrid_steps"][0] == "t"
@@ -67,6 +69,34 @@ def test_method_fits_and_answers_both_ways(tiny_llm, tmp_path, name, extra):
             assert "valid_gate_mi_init" not in record
     if extra.get("validate"):
         assert [e for e, _ in reports] == [0, 1] and record["best_epoch"] in (0, 1)
+
+
+def test_a_method_killed_in_training_resumes_in_the_next_run(tiny_llm, tmp_path, monkeypatch):
+    """The run's work folder keeps the training checkpoint, so the method a rerun builds picks it up
+    (methods.llm.training tests that the resumed steps are the uninterrupted ones)."""
+    import methods.llm.training as training
+
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)
+    session = _session(tmp_path)
+    split, cands = session.prepare(0)
+    answer_loss, calls = training.answer_loss, [0]
+
+    def dies_in_step_3(*args, **kwargs):  # calls 1-2 time the estimate; steps are 2 + 1 micro-batches per epoch
+        calls[0] += 1
+        if calls[0] == 7:
+            raise KeyboardInterrupt
+        return answer_loss(*args, **kwargs)
+
+    monkeypatch.setattr(training, "answer_loss", dies_in_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        _method("tallrec", session, tmp_path, llm=str(tiny_llm), **TINY_RUN).fit(split.train, cands.valid)
+    monkeypatch.setattr(training, "answer_loss", answer_loss)
+    assert (tmp_path / "tallrec" / "train_checkpoint.pt").exists()
+    again = _method("tallrec", session, tmp_path, llm=str(tiny_llm), **TINY_RUN)
+    again.fit(split.train, cands.valid)
+    record = again.record_extra()
+    assert record["resumed_at_step"] == 2 and len(record["losses"]) == 4
+    assert not (tmp_path / "tallrec" / "train_checkpoint.pt").exists()
 
 
 def test_training_estimate_leaves_out_the_first_calls_warm_up(tiny_llm, tmp_path, monkeypatch, caplog):

@@ -255,34 +255,25 @@ class LLMMethod(Method):
             type(self).__name__, len(items), len(train), cfg.epochs, steps, cfg.batch_size, cfg.grad_accum,
             per_micro, per_micro * micro * cfg.epochs / 60, ", validating each epoch" if s["validate"] else "",
         )
-        best: dict[str, Any] = {"hr1": -1.0, "state": None, "epoch": None}
-        curve: list[float] = []
 
-        def after_epoch(epoch: int) -> None:
-            if not s["validate"]:
-                return
+        def validate(epoch: int) -> float:
             scores, _ = likelihood(rec, valid.histories, valid.candidates, s["score_batch"])
             hr1 = float(np.mean(scores.argmax(1) == valid.target_index))
-            curve.append(hr1)
             if self.ctx.report is not None:
                 self.ctx.report(epoch, hr1)
-            if hr1 > best["hr1"]:
-                best.update(hr1=hr1, epoch=epoch, state={k: v.detach().clone() for k, v in rec.trainable().items()})
+            return hr1
 
         t0 = time.perf_counter()
-        trained = train_loop(rec, items, cfg, after_epoch)
+        # A killed run resumes its training from this checkpoint (methods.llm.training; removed once trained).
+        trained = train_loop(rec, items, cfg, validate if s["validate"] else None,
+                             checkpoint=Path(self.ctx.work_dir) / "train_checkpoint.pt")
         losses = trained.losses
-        if best["state"] is not None:  # model selection: the epoch with the best validation HR@1
-            import torch
-
-            with torch.no_grad():
-                for k, p in rec.trainable().items():
-                    p.copy_(best["state"][k])
         rec.save(Path(self.ctx.work_dir) / "adapter")
         self._extra.update(
             train_samples=len(items), train_steps=len(losses), train_seconds=round(time.perf_counter() - t0, 1),
             loss_first=round(losses[0], 4) if losses else None, loss_last=round(losses[-1], 4) if losses else None,
-            losses=[round(x, 4) for x in losses], skipped_steps=trained.skipped, valid_hr1_curve=curve, best_epoch=best["epoch"],
+            losses=[round(x, 4) for x in losses], skipped_steps=trained.skipped, valid_hr1_curve=trained.curve,
+            best_epoch=trained.best_epoch, resumed_at_step=trained.resumed_at,  # train_seconds: this process's share
             adapter=str(Path(self.ctx.work_dir) / "adapter"),
             hybrid_steps="".join("h" if h else "t" for h in trained.hybrid) if rec.design.hybrid else None,
         )

@@ -10,15 +10,24 @@ them, and named in the log and in `TrainLog.skipped`; past MAX_SKIPPED of the st
 with the steps that failed. Seen on an H100 in bf16 (torch 2.11, transformers 5.17): every LLM
 method's gradient norm was NaN at the same optimiser step (40 of 92) with a finite loss; unskipped,
 the adapter only surfaced later as NaN scores, with no clue where it began.
+
+Given a checkpoint path, training saves its whole state there (trainable weights, optimiser,
+random generators, position, log, best epoch so far) every CHECKPOINT_SECONDS and after each
+epoch, and a later call with the same settings resumes from it instead of starting over: a
+killed 45-minute CPU training loses minutes, not the run. Resumed training takes the very
+steps the uninterrupted one would have (the test checks the weights come out identical).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import os
 import time
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -68,11 +77,17 @@ def lr_factor(step: int, total: int, warmup_fraction: float, final: float) -> fl
 MAX_SKIPPED = 0.05  # of the optimiser steps; more non-finite steps than this is a failed training
 
 
+CHECKPOINT_SECONDS = 120.0  # at most this much training is lost to a kill; a save takes well under a second
+
+
 @dataclass
 class TrainLog:
     losses: list[float]  # per optimiser step taken
     hybrid: list[bool]  # per optimiser step taken: did it use the hybrid prompt
     skipped: list[int] = field(default_factory=list)  # 1-based optimiser steps skipped for a non-finite loss or gradient
+    curve: list[float] = field(default_factory=list)  # validation HR@1 after each epoch (with a validate function)
+    best_epoch: int | None = None  # the epoch whose weights training returns (with a validate function)
+    resumed_at: int | None = None  # optimiser steps already taken when a checkpoint resumed this training
 
 
 def hybrid_probability(step: int, total: int) -> float:
@@ -82,9 +97,14 @@ def hybrid_probability(step: int, total: int) -> float:
 
 def train(
     rec: LLMRecommender, items: list[TrainItem], cfg: TrainConfig,
-    after_epoch: Callable[[int], None] | None = None,
+    validate: Callable[[int], float] | None = None, checkpoint: Path | None = None,
 ) -> TrainLog:
-    """Train rec's trainable parameters in place; returns the loss and prompt kind of every step."""
+    """Train rec's trainable parameters in place; returns the loss and prompt kind of every step.
+
+    `validate(epoch)` returns validation HR@1 after each epoch, and training ends with the weights
+    of the best epoch (model selection). `checkpoint`: where to save and resume from (removed once
+    training has finished, or has raised: an Optuna-pruned trial or a failed training is not resumed;
+    a killed process, or Ctrl-C, leaves it for the next run)."""
     params = rec.trainable()
     router = [p for n, p in params.items() if n.startswith("extra.router.")]
     others = [p for n, p in params.items() if not n.startswith("extra.router.")]
@@ -100,43 +120,147 @@ def train(
     per_epoch = math.ceil(math.ceil(len(items) / cfg.batch_size) / cfg.grad_accum)
     total = per_epoch * cfg.epochs
     trace = TrainLog([], [])
-    step = 0
-    progress = Progress(total, "train", "step", log)
-    for epoch in range(cfg.epochs):
-        rec.train(True)
-        batches = length_buckets(lengths, cfg.batch_size, rng)
-        for first in range(0, len(batches), cfg.grad_accum):
-            group = batches[first : first + cfg.grad_accum]
-            hybrid = rec.design.hybrid and (not cfg.curriculum or curriculum_rng.random() < hybrid_probability(step, total))
-            factor = lr_factor(step, total, cfg.warmup_fraction, cfg.final_lr_fraction)
-            for g, base in zip(optimizer.param_groups, base_lrs):
-                g["lr"] = base * factor
-            step_loss, bad = 0.0, ""
-            for idx in group:
-                loss = answer_loss(rec, [items[i] for i in idx], hybrid)
-                if not torch.isfinite(loss):
-                    bad = f"loss {loss.item()}"
-                    break
-                (loss / len(group)).backward()
-                step_loss += loss.item() / len(group)
-            if not bad:
-                # With no max_grad_norm the clip factor is exactly 1: the norm is only read, for the check.
-                norm = torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.max_grad_norm or math.inf)
-                bad = "" if torch.isfinite(norm) else f"gradient norm {norm.item()} (loss {step_loss:.4f})"
-            if bad:
-                _skip(trace, step, total, epoch, bad, optimizer.param_groups[0]["lr"])
-            else:
-                optimizer.step()
-                trace.losses.append(step_loss)
-                trace.hybrid.append(hybrid)
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            progress.update(1, f"loss {step_loss:.3f} epoch {epoch + 1} hybrid {int(hybrid)}")
-        if after_epoch is not None:
-            after_epoch(epoch)
+    best: dict[str, Any] = {"hr1": -math.inf, "state": None}
+    step, start_epoch, start_group = 0, 0, 0
+    saver = _Checkpoint(checkpoint, _fingerprint(rec, items, cfg)) if checkpoint is not None else None
+    if saver is not None and (state := saver.load()) is not None:
+        step, start_epoch, start_group = state["step"], state["epoch"], state["group"]
+        _restore(state, params, optimizer, rng, curriculum_rng, rec.device)
+        trace, best = TrainLog(**state["trace"]), state["best"]
+        trace.resumed_at = step
+        log.info("training resumes from %s at optimiser step %d of %d", checkpoint, step, total)
+    progress = Progress(total, "train", "step", log, initial=step)
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            rec.train(True)
+            epoch_rng = rng.bit_generator.state  # the batch order is drawn from it: a resume redraws the same
+            batches = length_buckets(lengths, cfg.batch_size, rng)
+            for first in range(start_group if epoch == start_epoch else 0, len(batches), cfg.grad_accum):
+                group = batches[first : first + cfg.grad_accum]
+                hybrid = rec.design.hybrid and (not cfg.curriculum or curriculum_rng.random() < hybrid_probability(step, total))
+                factor = lr_factor(step, total, cfg.warmup_fraction, cfg.final_lr_fraction)
+                for g, base in zip(optimizer.param_groups, base_lrs):
+                    g["lr"] = base * factor
+                step_loss, bad = 0.0, ""
+                for idx in group:
+                    loss = answer_loss(rec, [items[i] for i in idx], hybrid)
+                    if not torch.isfinite(loss):
+                        bad = f"loss {loss.item()}"
+                        break
+                    (loss / len(group)).backward()
+                    step_loss += loss.item() / len(group)
+                if not bad:
+                    # With no max_grad_norm the clip factor is exactly 1: the norm is only read, for the check.
+                    norm = torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.max_grad_norm or math.inf)
+                    bad = "" if torch.isfinite(norm) else f"gradient norm {norm.item()} (loss {step_loss:.4f})"
+                if bad:
+                    _skip(trace, step, total, epoch, bad, optimizer.param_groups[0]["lr"])
+                else:
+                    optimizer.step()
+                    trace.losses.append(step_loss)
+                    trace.hybrid.append(hybrid)
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                progress.update(1, f"loss {step_loss:.3f} epoch {epoch + 1} hybrid {int(hybrid)}")
+                if saver is not None and saver.due():
+                    saver.save(_state(step, epoch, first + cfg.grad_accum, epoch_rng, params, optimizer, curriculum_rng,
+                                      trace, best, rec.device))
+            if validate is not None:
+                hr1 = validate(epoch)
+                trace.curve.append(hr1)
+                if hr1 > best["hr1"]:
+                    best = {"hr1": hr1, "epoch": epoch, "state": {k: v.detach().clone() for k, v in params.items()}}
+            if saver is not None and epoch + 1 < cfg.epochs:
+                saver.save(_state(step, epoch + 1, 0, rng.bit_generator.state, params, optimizer, curriculum_rng, trace,
+                                  best, rec.device))
+    except Exception:  # a failed or pruned training is not resumed; only a kill (no exception, or Ctrl-C) keeps it
+        if saver is not None:
+            saver.remove()
+        raise
     progress.close()
     rec.train(False)
+    if best["state"] is not None:  # model selection: the epoch with the best validation HR@1
+        with torch.no_grad():
+            for k, p in params.items():
+                p.copy_(best["state"][k])
+        trace.best_epoch = best["epoch"]
+    if saver is not None:
+        saver.remove()
     return trace
+
+
+def _fingerprint(rec: LLMRecommender, items: list[TrainItem], cfg: TrainConfig) -> str:
+    """What a checkpoint must have been trained on to be resumed: the settings, the design, the
+    very windows and the trainable tensors' shapes (a work folder is per method and seed, not per
+    parameter set, so another run's checkpoint may sit there)."""
+    shapes = [(k, tuple(v.shape)) for k, v in rec.trainable().items()]
+    text = repr((asdict(cfg), repr(rec.design), [(it.history, it.candidates, it.target) for it in items], shapes))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _state(step: int, epoch: int, group: int, epoch_rng: dict[str, Any], params: dict[str, torch.Tensor],
+           optimizer: torch.optim.Optimizer, curriculum_rng: np.random.Generator, trace: TrainLog,
+           best: dict[str, Any], device: Any) -> dict[str, Any]:
+    """Everything the loop needs to take the next step exactly as it would have: `group` is the
+    index of the next micro-batch group in epoch `epoch`, whose batch order `epoch_rng` redraws."""
+    return {
+        "step": step, "epoch": epoch, "group": group, "epoch_rng": epoch_rng,
+        "curriculum_rng": curriculum_rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if str(device).startswith("cuda") else None,
+        "params": {k: v.detach().cpu().clone() for k, v in params.items()},
+        "optimizer": optimizer.state_dict(),
+        "trace": asdict(trace),
+        "best": best,
+    }
+
+
+def _restore(state: dict[str, Any], params: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
+             rng: np.random.Generator, curriculum_rng: np.random.Generator, device: Any) -> None:
+    with torch.no_grad():
+        for k, p in params.items():
+            p.copy_(state["params"][k])
+    optimizer.load_state_dict(state["optimizer"])
+    rng.bit_generator.state = state["epoch_rng"]
+    curriculum_rng.bit_generator.state = state["curriculum_rng"]
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] is not None and str(device).startswith("cuda"):
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+
+class _Checkpoint:
+    """One file, written atomically (a kill while saving leaves the previous checkpoint whole)."""
+
+    def __init__(self, path: Path, fingerprint: str, every: float | None = None) -> None:
+        self.path, self.fingerprint = Path(path), fingerprint
+        self.every = CHECKPOINT_SECONDS if every is None else every
+        self.last = time.monotonic()
+
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= self.every
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        torch.save({"fingerprint": self.fingerprint, **state}, tmp)
+        os.replace(tmp, self.path)
+        self.last = time.monotonic()
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.exists():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as e:  # a truncated or foreign file: start over rather than fail the run
+            log.warning("training checkpoint %s unreadable (%s): training from the start", self.path, e)
+            return None
+        if state.get("fingerprint") != self.fingerprint:
+            log.warning("training checkpoint %s is for other settings or windows: training from the start", self.path)
+            return None
+        return state
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def _skip(trace: TrainLog, step: int, total: int, epoch: int, what: str, lr: float) -> None:
