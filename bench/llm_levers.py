@@ -301,9 +301,7 @@ def train_probe(train: list[Any], like: Any, params: dict[str, Any], seed: int, 
 def paired_columns(rows: list[dict[str, Any]], pop_hits: str) -> dict[str, dict[str, float]]:
     """Two-sided paired Wilcoxon p of each row's test hits against pop's and against the untrained
     backbone's with the same prompt (issue 8's two bars), where both sides have hits."""
-    def key(r: dict[str, Any]) -> tuple[str, str]:
-        return str(r["overrides"].get("llm", "smollm2")), str(r["overrides"].get("prompt", "paper"))
-
+    key = prompt_key
     zero = {key(r): r["test_hits"] for r in rows if r["method"] == "llm-zeroshot" and r.get("test_hits")}
     out: dict[str, dict[str, float]] = {}
     for r in rows:
@@ -328,10 +326,44 @@ def pair_lines(rows: list[dict[str, Any]], pairs: list[list[str]]) -> list[str]:
         x, y = outcomes(by_name[a]["test_hits"]), outcomes(by_name[b]["test_hits"])
         if len(x) != len(y):
             raise UserError(f"--pair: {a} has {len(x)} test outcomes and {b} {len(y)}: not the same test set")
-        lines.append(f"{a} vs {b}: test HR@1 {x.mean():.3f} vs {y.mean():.3f} ({int(x.sum())} vs {int(y.sum())} of "
-                     f"{len(x)} users; {int((x > y).sum())} hit only by the first, {int((y > x).sum())} only by the "
-                     f"second), two-sided paired Wilcoxon p {paired_test(x, y):.3f}, uncorrected")
+        lines.append(pair_line(a, x, b, y))
     return lines
+
+
+def pair_line(a: str, x: np.ndarray, b: str, y: np.ndarray) -> str:
+    return (f"{a} vs {b}: test HR@1 {x.mean():.3f} vs {y.mean():.3f} ({int(x.sum())} vs {int(y.sum())} of "
+            f"{len(x)} users; {int((x > y).sum())} hit only by the first, {int((y > x).sum())} only by the "
+            f"second), two-sided paired Wilcoxon p {paired_test(x, y):.3f}, uncorrected")
+
+
+def pooled_lines(done: list[dict[str, Any]], names: list[str], seeds: list[int], pop_hits: dict[int, str]) -> list[str]:
+    """A setting's test hits over several seeds (each seed its own users and candidates), paired user
+    by user with pop's and with the untrained backbone's under the same prompt: one seed's 95 users
+    cannot tell a tie from a small win; three seeds' 285 can narrow it."""
+    def hits(setting: str | None, seed: int, method: str | None = None, key: tuple[str, str] | None = None) -> str:
+        for r in done:
+            if r["seed"] == seed and r.get("test_hits") and (r["setting"] == setting or (
+                    method and r["method"] == method and prompt_key(r) == key)):
+                return r["test_hits"]
+        raise UserError(f"--pooled: no {setting or method + ' row with ' + str(key)} with test hits for seed {seed} "
+                        f"(run it with --seed {seed} --only ...)")
+
+    lines = []
+    for name in names:
+        key = prompt_key({"overrides": SETTINGS[name][1]})
+        mine = np.concatenate([outcomes(hits(name, s)) for s in seeds])
+        pop = np.concatenate([outcomes(pop_hits[s]) for s in seeds])
+        where = f" (seeds {', '.join(map(str, seeds))})"
+        lines.append(pair_line(name + where, mine, "pop", pop))
+        if SETTINGS[name][0] != "llm-zeroshot":
+            zero = np.concatenate([outcomes(hits(None, s, "llm-zeroshot", key)) for s in seeds])
+            lines.append(pair_line(name + where, mine, "its untrained backbone", zero))
+    return lines
+
+
+def prompt_key(row: dict[str, Any]) -> tuple[str, str]:
+    """(backbone, prompt): a trained row's zero-shot counterpart has the same."""
+    return str(row["overrides"].get("llm", "smollm2")), str(row["overrides"].get("prompt", "paper"))
 
 
 def print_table(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], pop_train: dict[str, float],
@@ -401,6 +433,10 @@ def main() -> None:
                              "saved adapters (zero-shot rows are rescored); must reproduce the recorded test HR@1")
     parser.add_argument("--pair", nargs=2, action="append", default=[], metavar=("A", "B"), choices=list(SETTINGS),
                         help="also print the paired test between two settings' test hits (repeatable)")
+    parser.add_argument("--pooled", nargs="+", default=[], metavar="NAME", choices=list(SETTINGS),
+                        help="also print these settings' test hits over --seeds pooled, against pop's and the untrained "
+                             "backbone's on the same users")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds --pooled pools (default: --seed)")
     parser.add_argument("--probe-runs", metavar="PROFILE",
                         help="also add rows 'run:METHOD:PROFILE' probing run_bench.py's saved tallrec/llara/ilora "
                              "adapters (results/work/<dataset>/METHOD/seed<seed>/adapter) trained under PROFILE")
@@ -456,6 +492,12 @@ def main() -> None:
                 paired_columns(rows, reference["pop"]["test_hits"]))
     for line in pairs:
         print(line)
+    if args.pooled:
+        seeds = args.seeds or [args.seed]
+        pop_hits = {s: reference_rows(session, s, {"pop": reference_methods(session, s)["pop"]})["pop"]["test_hits"]
+                    for s in seeds}
+        for line in pooled_lines(done, args.pooled, seeds, pop_hits):
+            print(line)
 
 
 if __name__ == "__main__":

@@ -107,6 +107,22 @@ def test_paired_columns_compare_with_pop_and_the_same_prompts_zero_shot(levers):
         levers.pair_lines([zero, {**trained, "test_hits": "1"}], [["t", "z"]])
 
 
+def test_pooled_lines_pair_a_setting_with_pop_and_its_zero_shot_over_seeds(levers, monkeypatch):
+    monkeypatch.setitem(levers.SETTINGS, "t", ("llara", {"prompt": "history-only"}, ""))
+
+    def row(setting, method, seed, hits, prompt="history-only"):
+        return {"setting": setting, "method": method, "overrides": {"prompt": prompt}, "seed": seed, "test_hits": hits}
+
+    done = [row("t", "llara", 0, "1100"), row("t", "llara", 1, "1110"), row("z", "llm-zeroshot", 0, "0000"),
+            row("z", "llm-zeroshot", 1, "0001"), row("z-paper", "llm-zeroshot", 1, "1111", prompt="paper")]
+    pop_line, zero_line = levers.pooled_lines(done, ["t"], [0, 1], {0: "1000", 1: "0110"})
+    # seed 0's four users, then seed 1's: 5 of 8 against pop's 3 and the same prompt's zero-shot's 1
+    assert pop_line.startswith("t (seeds 0, 1) vs pop: test HR@1 0.625 vs 0.375 (5 vs 3 of 8 users; 2 hit only by the")
+    assert zero_line.startswith("t (seeds 0, 1) vs its untrained backbone: test HR@1 0.625 vs 0.125 (5 vs 1 of 8 users")
+    with pytest.raises(levers.UserError, match="--pooled: no t with test hits for seed 2"):
+        levers.pooled_lines(done, ["t"], [0, 2], {0: "1000", 2: "0000"})
+
+
 def test_rescore_reproduces_the_record_and_refuses_a_foreign_adapter(tiny_llm, tmp_path):
     """bench/llm_rescore.py: the summed rule is the recorded one, rank for rank; an adapter that is not
     the record's (here: perturbed) stops it instead of reporting numbers about another model."""
