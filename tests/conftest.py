@@ -15,6 +15,23 @@ sys.path.insert(0, str(ROOT / "tests"))  # test helpers such as llm_tiny
 LLARA = ROOT.parent / "shared" / "datasets" / "llara"
 
 
+def kill_training_on_call(monkeypatch, call: int):
+    """Make methods.llm.training.answer_loss raise KeyboardInterrupt (a kill, as Ctrl-C: not an
+    Exception, so the checkpoint stays) on its `call`-th call; returns a function that undoes it."""
+    import methods.llm.training as training
+
+    real, calls = training.answer_loss, [0]
+
+    def dying(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == call:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "answer_loss", dying)
+    return lambda: monkeypatch.setattr(training, "answer_loss", real)
+
+
 def load_bench_script(name: str) -> ModuleType:
     """bench/ is scripts, not a package: load one by path so its functions can be tested."""
     spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import kill_training_on_call
 from llm_tiny import TITLES, FakeSASRec
 
 N_ITEMS = len(TITLES)
@@ -365,18 +366,10 @@ def test_a_killed_training_resumes_from_its_checkpoint_to_the_same_weights(tiny_
     expected = training.train(whole, items, cfg, validate)
 
     killed, path = _rec(tiny_llm, experts=4, hybrid=True), tmp_path / "ckpt.pt"
-    calls, answer_loss = [0], training.answer_loss
-
-    def dies_on_call_17(*args, **kwargs):  # the first micro-batch of step 9, the second epoch's third step
-        calls[0] += 1
-        if calls[0] == 17:
-            raise KeyboardInterrupt
-        return answer_loss(*args, **kwargs)
-
-    monkeypatch.setattr(training, "answer_loss", dies_on_call_17)
+    revive = kill_training_on_call(monkeypatch, 17)  # the first micro-batch of step 9, the second epoch's third step
     with pytest.raises(KeyboardInterrupt):
         training.train(killed, items, cfg, validate, checkpoint=path)
-    monkeypatch.setattr(training, "answer_loss", answer_loss)
+    revive()
     assert path.exists()
 
     resumed = _rec(tiny_llm, experts=4, hybrid=True)  # a new process: fresh weights from the seed

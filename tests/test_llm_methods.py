@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from llm_tiny import FakeSASRec
+from tests.conftest import kill_training_on_call
 
 TINY_RUN = {"train_samples": 12, "epochs": 2, "batch_size": 4, "grad_accum": 2, "max_new_tokens": 6, "score_batch": 5}
 
@@ -79,18 +80,10 @@ def test_a_method_killed_in_training_resumes_in_the_next_run(tiny_llm, tmp_path,
     monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0.0)
     session = _session(tmp_path)
     split, cands = session.prepare(0)
-    answer_loss, calls = training.answer_loss, [0]
-
-    def dies_in_step_3(*args, **kwargs):  # calls 1-2 time the estimate; steps are 2 + 1 micro-batches per epoch
-        calls[0] += 1
-        if calls[0] == 7:
-            raise KeyboardInterrupt
-        return answer_loss(*args, **kwargs)
-
-    monkeypatch.setattr(training, "answer_loss", dies_in_step_3)
+    revive = kill_training_on_call(monkeypatch, 7)  # calls 1-2 time the estimate; steps are 2 + 1 micro-batches per epoch
     with pytest.raises(KeyboardInterrupt):
         _method("tallrec", session, tmp_path, llm=str(tiny_llm), **TINY_RUN).fit(split.train, cands.valid)
-    monkeypatch.setattr(training, "answer_loss", answer_loss)
+    revive()
     assert (tmp_path / "tallrec" / "train_checkpoint.pt").exists()
     again = _method("tallrec", session, tmp_path, llm=str(tiny_llm), **TINY_RUN)
     again.fit(split.train, cands.valid)
