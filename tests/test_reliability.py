@@ -155,3 +155,6 @@ def test_a_required_method_whose_saved_model_is_gone_is_retrained_without_rewrit
     rewritten = json.loads(record.read_text())
     assert rewritten["metrics"] == json.loads(committed)["metrics"]  # the model now saved is what it describes
     assert "record replaced" in caplog.text
+    mode = next(iter(changed["metrics"]["test"]))  # the warning names the metric that moved, old and new
+    new_hr1 = json.loads(committed)["metrics"]["test"][mode]["HR@1"]
+    assert f"metrics differ from the record's (test {mode} HR@1 {new_hr1}, recorded 0.0)" in caplog.text
