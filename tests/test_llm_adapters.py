@@ -401,3 +401,12 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(tiny_llm, tmp_path, caplo
     with caplog.at_level(logging.INFO, logger="ilora_bench"):
         log = training.train(_rec(tiny_llm), _items(4), cfg, checkpoint=path)
     assert "unreadable" in caplog.text and log.resumed_at is None and len(log.losses) == 4
+    # what tells runs apart in one work folder: the backbone, the prompts (their lengths), the windows
+    rec, items = _rec(tiny_llm), _items(4)
+    lengths = training.prompt_lengths(rec, items)
+    same = training._fingerprint(rec, items, cfg, lengths)
+    assert same == training._fingerprint(_rec(tiny_llm), _items(4), cfg, list(lengths))
+    assert same != training._fingerprint(rec, items, cfg, [n + 1 for n in lengths])
+    assert same != training._fingerprint(rec, items[:3], cfg, lengths[:3])
+    rec.llm = "another/backbone"
+    assert same != training._fingerprint(rec, items, cfg, lengths)

@@ -53,7 +53,7 @@ class LLMRecommender:
     ) -> None:
         if design.gated and design.gate_input not in GATE_INPUTS:
             raise ValueError(f"gate_input must be one of {GATE_INPUTS}, got {design.gate_input!r}")
-        self.device, self.titles, self.domain, self.design = device, titles, domain, design
+        self.llm, self.device, self.titles, self.domain, self.design = llm, device, titles, domain, design
         needs_sequence_model = design.hybrid or (design.gated and design.gate_input == "sequence")
         if needs_sequence_model and sequence_model is None:
             raise ValueError("hybrid prompts and a sequence gate need a sequence model (ctx.require('sasrec'))")

@@ -122,7 +122,7 @@ def train(
     trace = TrainLog([], [])
     best: dict[str, Any] = {"hr1": -math.inf, "state": None}
     step, start_epoch, start_group = 0, 0, 0
-    saver = _Checkpoint(checkpoint, _fingerprint(rec, items, cfg)) if checkpoint is not None else None
+    saver = _Checkpoint(checkpoint, _fingerprint(rec, items, cfg, lengths)) if checkpoint is not None else None
     if saver is not None and (state := saver.load()) is not None:
         step, start_epoch, start_group = state["step"], state["epoch"], state["group"]
         _restore(state, params, optimizer, rng, curriculum_rng, rec.device)
@@ -189,12 +189,14 @@ def train(
     return trace
 
 
-def _fingerprint(rec: LLMRecommender, items: list[TrainItem], cfg: TrainConfig) -> str:
-    """What a checkpoint must have been trained on to be resumed: the settings, the design, the
-    very windows and the trainable tensors' shapes (a work folder is per method and seed, not per
-    parameter set, so another run's checkpoint may sit there)."""
+def _fingerprint(rec: LLMRecommender, items: list[TrainItem], cfg: TrainConfig, lengths: list[int]) -> str:
+    """What a checkpoint must have been trained on to be resumed: the settings, the backbone, the
+    design, the very windows, their prompts' token counts (a prompt variant changes them) and the
+    trainable tensors' shapes. A work folder is per method and seed, not per parameter set, so
+    another run's checkpoint (another --llm, say) may sit there."""
     shapes = [(k, tuple(v.shape)) for k, v in rec.trainable().items()]
-    text = repr((asdict(cfg), repr(rec.design), [(it.history, it.candidates, it.target) for it in items], shapes))
+    text = repr((asdict(cfg), str(rec.llm), repr(rec.design), getattr(rec, "item_scale", None),
+                 [(it.history, it.candidates, it.target) for it in items], lengths, shapes))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
