@@ -301,16 +301,15 @@ def train_probe(train: list[Any], like: Any, params: dict[str, Any], seed: int, 
 def paired_columns(rows: list[dict[str, Any]], pop_hits: str) -> dict[str, dict[str, float]]:
     """Two-sided paired Wilcoxon p of each row's test hits against pop's and against the untrained
     backbone's with the same prompt (issue 8's two bars), where both sides have hits."""
-    key = prompt_key
-    zero = {key(r): r["test_hits"] for r in rows if r["method"] == "llm-zeroshot" and r.get("test_hits")}
+    zero = {prompt_key(r): r["test_hits"] for r in rows if r["method"] == "llm-zeroshot" and r.get("test_hits")}
     out: dict[str, dict[str, float]] = {}
     for r in rows:
         if not r.get("test_hits"):
             continue
         mine = outcomes(r["test_hits"])
         out[r["setting"]] = {"p_vs_pop": round(paired_test(mine, outcomes(pop_hits)), 4)}
-        if r["method"] != "llm-zeroshot" and key(r) in zero:
-            out[r["setting"]]["p_vs_zeroshot"] = round(paired_test(mine, outcomes(zero[key(r)])), 4)
+        if r["method"] != "llm-zeroshot" and prompt_key(r) in zero:
+            out[r["setting"]]["p_vs_zeroshot"] = round(paired_test(mine, outcomes(zero[prompt_key(r)])), 4)
     return out
 
 
@@ -494,7 +493,8 @@ def main() -> None:
         print(line)
     if args.pooled:
         seeds = args.seeds or [args.seed]
-        pop_hits = {s: reference_rows(session, s, {"pop": reference_methods(session, s)["pop"]})["pop"]["test_hits"]
+        pop_hits = {s: reference["pop"]["test_hits"] if s == args.seed else  # scored above for the table
+                    reference_rows(session, s, {"pop": reference_methods(session, s)["pop"]})["pop"]["test_hits"]
                     for s in seeds}
         for line in pooled_lines(done, args.pooled, seeds, pop_hits):
             print(line)

@@ -309,13 +309,14 @@ class Session:
         record, samples, method = self._run_one(name, params, seed, run_hash)
         if record["status"] != "ok" or method is None:
             raise RuntimeError(f"required method {name!r} (seed {seed}) failed to train again: {record.get('error')}")
-        if json.loads(json.dumps(record["metrics"])) == kept["metrics"]:
+        metrics = json.loads(json.dumps(record["metrics"]))  # as the record file holds them (lists, not tuples)
+        if metrics == kept["metrics"]:
             log.info("%s seed %d: retrained model scores the recorded test metrics; record kept (%s)", name, seed, path)
         else:
             record.update(hash=run_hash, config=self.config(name, params, seed))
             self.store.write(record, samples)
             log.warning("%s seed %d: retrained model's metrics differ from the record's (%s); record replaced (%s)", name,
-                        seed, _metric_changes(json.loads(json.dumps(record["metrics"])), kept["metrics"]), path)
+                        seed, _metric_changes(metrics, kept["metrics"]), path)
         self._loaded[run_hash] = method
         return method
 

@@ -130,6 +130,11 @@ def train(
         trace.resumed_at = step
         log.info("training resumes from %s at optimiser step %d of %d", checkpoint, step, total)
     progress = Progress(total, "train", "step", log, initial=step)
+
+    def snapshot(epoch: int, group: int, epoch_rng: dict[str, Any]) -> None:
+        if saver is not None:
+            saver.save(_state(step, epoch, group, epoch_rng, params, optimizer, curriculum_rng, trace, best, rec.device))
+
     try:
         for epoch in range(start_epoch, cfg.epochs):
             rec.train(True)
@@ -163,16 +168,14 @@ def train(
                 step += 1
                 progress.update(1, f"loss {step_loss:.3f} epoch {epoch + 1} hybrid {int(hybrid)}")
                 if saver is not None and saver.due():
-                    saver.save(_state(step, epoch, first + cfg.grad_accum, epoch_rng, params, optimizer, curriculum_rng,
-                                      trace, best, rec.device))
+                    snapshot(epoch, first + cfg.grad_accum, epoch_rng)
             if validate is not None:
                 hr1 = validate(epoch)
                 trace.curve.append(hr1)
                 if hr1 > best["hr1"]:
                     best = {"hr1": hr1, "epoch": epoch, "state": {k: v.detach().clone() for k, v in params.items()}}
-            if saver is not None and epoch + 1 < cfg.epochs:
-                saver.save(_state(step, epoch + 1, 0, rng.bit_generator.state, params, optimizer, curriculum_rng, trace,
-                                  best, rec.device))
+            if epoch + 1 < cfg.epochs:
+                snapshot(epoch + 1, 0, rng.bit_generator.state)  # the next epoch's batch order is drawn from here
     except Exception:  # a failed or pruned training is not resumed; only a kill (no exception, or Ctrl-C) keeps it
         if saver is not None:
             saver.remove()
@@ -195,7 +198,7 @@ def _fingerprint(rec: LLMRecommender, items: list[TrainItem], cfg: TrainConfig, 
     trainable tensors' shapes. A work folder is per method and seed, not per parameter set, so
     another run's checkpoint (another --llm, say) may sit there."""
     shapes = [(k, tuple(v.shape)) for k, v in rec.trainable().items()]
-    text = repr((asdict(cfg), str(rec.llm), repr(rec.design), getattr(rec, "item_scale", None),
+    text = repr((asdict(cfg), str(rec.llm), repr(rec.design), rec.item_scale,
                  [(it.history, it.candidates, it.target) for it in items], lengths, shapes))
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -233,13 +236,12 @@ def _restore(state: dict[str, Any], params: dict[str, torch.Tensor], optimizer: 
 class _Checkpoint:
     """One file, written atomically (a kill while saving leaves the previous checkpoint whole)."""
 
-    def __init__(self, path: Path, fingerprint: str, every: float | None = None) -> None:
+    def __init__(self, path: Path, fingerprint: str) -> None:
         self.path, self.fingerprint = Path(path), fingerprint
-        self.every = CHECKPOINT_SECONDS if every is None else every
         self.last = time.monotonic()
 
     def due(self) -> bool:
-        return time.monotonic() - self.last >= self.every
+        return time.monotonic() - self.last >= CHECKPOINT_SECONDS
 
     def save(self, state: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
