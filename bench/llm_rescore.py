@@ -119,7 +119,7 @@ def main() -> None:
         sys.exit(f"error: --methods: {unknown_name_message('method', unknown, list(LLM_METHODS))}")
     shared = {k: v for k, v in (("profile", args.profile), ("llm", args.llm)) if v is not None}
     session = Session(RunPlan(dataset=args.dataset, out=args.out, seeds=[args.seed], shared=shared,
-                             command="bench/llm_rescore.py"))
+                             command="bench/llm_rescore.py", replace_records=False))
     log_path = args.log or args.out / "levers" / f"rescore-{args.dataset}.jsonl"
     done = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.exists() else []
 

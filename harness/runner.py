@@ -62,6 +62,9 @@ class RunPlan:
     shared: dict[str, Any] = field(default_factory=dict)
     storage: str | None = None  # Optuna storage for --tuned (default sqlite:///<out>/optuna.db)
     command: str = field(default_factory=lambda: shlex.join(["python", *sys.argv]))
+    # False for side scripts (bench/) that read the committed records: a required model retrained there
+    # that scores differently from its record is used and warned about, but never rewrites the record.
+    replace_records: bool = True
 
 
 @dataclass
@@ -300,7 +303,8 @@ class Session:
         The committed record stays as it is when the retrained model scores the same test metrics:
         rewriting it would only swap in this process's command, timings, commit and a peak RSS that
         includes whatever else the process holds (an LLM). A model that scores differently is a
-        different run, so then the new record replaces the old one, and the log says so.
+        different run, so then the new record replaces the old one, and the log says so; a side script
+        (`replace_records=False`) only warns, as its outputs are not records.
         """
         path = self.store.path(self.data.name, name, run_hash)
         kept = json.loads(path.read_text())
@@ -312,6 +316,10 @@ class Session:
         metrics = json.loads(json.dumps(record["metrics"]))  # as the record file holds them (lists, not tuples)
         if metrics == kept["metrics"]:
             log.info("%s seed %d: retrained model scores the recorded test metrics; record kept (%s)", name, seed, path)
+        elif not self.plan.replace_records:
+            log.warning("%s seed %d: retrained model's metrics differ from the record's (%s); record left as it is, "
+                        "as this script never rewrites records (%s)", name, seed,
+                        _metric_changes(metrics, kept["metrics"]), path)
         else:
             record.update(hash=run_hash, config=self.config(name, params, seed))
             self.store.write(record, samples)

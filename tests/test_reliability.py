@@ -129,6 +129,7 @@ def test_a_required_method_whose_saved_model_is_gone_is_retrained_without_rewrit
     """Records are committed, artifacts are not: a fresh clone must not rewrite a committed record."""
     import json
     import shutil
+    from dataclasses import replace
 
     import tests.toy_methods  # noqa: F401
     from harness.runner import RunPlan, run_benchmark
@@ -158,3 +159,13 @@ def test_a_required_method_whose_saved_model_is_gone_is_retrained_without_rewrit
     mode = next(iter(changed["metrics"]["test"]))  # the warning names the metric that moved, old and new
     new_hr1 = json.loads(committed)["metrics"]["test"][mode]["HR@1"]
     assert f"metrics differ from the record's (test {mode} HR@1 {new_hr1}, recorded 0.0)" in caplog.text
+
+    # A side script (bench/) retraining the same model warns and leaves the committed record alone.
+    record.write_text(json.dumps(changed))
+    shutil.rmtree(artifacts)
+    shutil.rmtree(tmp_path / "runs" / "synthetic" / "toy-needs")
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        run_benchmark(replace(plan("toy-needs"), replace_records=False))
+    assert json.loads(record.read_text()) == changed
+    assert "record left as it is" in caplog.text and "record replaced" not in caplog.text
