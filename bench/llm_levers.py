@@ -118,6 +118,10 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "ilora-3200-histonly-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "train_samples": 3200,
                                             "prompt": "history-only"},
                                   "as llara-3200-histonly-gemma with iLoRA's 4 gated experts"),
+    # Does the windows curve keep rising (ilora-histonly: 1600 -> 0.221, 3200 -> 0.263, pop 0.274)?
+    "ilora-6400-histonly-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "train_samples": 6400,
+                                            "prompt": "history-only"},
+                                  "as ilora-3200-histonly-gemma with twice the windows (800 steps)"),
     # Does the gate matter? Its router learns at lr x router_lr_scale (0.3) and ends less instance-wise
     # than it started (gate_mi below gate_mi_init): a router at 10x lr, and the paper's random-gate ablation.
     "ilora-1600-histonly-router10-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "prompt": "history-only",
@@ -443,7 +447,9 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     log_path = args.log or args.out / "levers" / f"{args.dataset}.jsonl"
     done = [json.loads(line) for line in log_path.read_text().splitlines()] if log_path.exists() else []
-    session = Session(RunPlan(dataset=args.dataset, out=args.out, seeds=[args.seed], command="bench/llm_levers.py"))
+    session = Session(RunPlan(dataset=args.dataset, out=args.out, seeds=[args.seed], command="bench/llm_levers.py",
+                              replace_records=False))
+
     def save() -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in done))
