@@ -56,7 +56,7 @@ ATTENTION = "q_proj,k_proj,v_proj,o_proj"
 # name -> (method, overrides, note). The cpu profile is 160 windows, 1 epoch, 4 x 2, lr 5e-4.
 # An override named in KNOBS is not a method parameter (adding one would change the hash of every
 # committed record); it is set on the method's resolved settings, which `_train` reads.
-KNOBS = {"curriculum", "warmup_fraction", "final_lr_fraction", "projector_scale", "prompt"}
+KNOBS = {"curriculum", "warmup_fraction", "final_lr_fraction", "projector_scale", "prompt", "history_loss"}
 TRAIN_PROBE = 95  # training windows scored for train_hr1 (as many as the test set has)
 SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "tallrec-cpu": ("tallrec", {}, "the cpu profile as shipped"),
@@ -122,6 +122,12 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "ilora-6400-histonly-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "train_samples": 6400,
                                             "prompt": "history-only"},
                                   "as ilora-3200-histonly-gemma with twice the windows (800 steps)"),
+    # A window trains one next-title prediction (its answer) while its history holds ten more, which
+    # SASRec's loss uses at every position: the loss on the history titles' tokens too (an ablation of
+    # the papers' objective, not of their prompt or model).
+    "ilora-3200-histonly-histloss-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "train_samples": 3200,
+                                                     "prompt": "history-only", "history_loss": True},
+                                           "as ilora-3200-histonly-gemma with the loss on the history titles too"),
     # Does the gate matter? Its router learns at lr x router_lr_scale (0.3) and ends less instance-wise
     # than it started (gate_mi below gate_mi_init): a router at 10x lr, and the paper's random-gate ablation.
     "ilora-1600-histonly-router10-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "prompt": "history-only",

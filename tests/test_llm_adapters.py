@@ -282,6 +282,55 @@ def test_answer_loss_on_the_answer_logits_only_equals_the_full_loss(tiny_llm, ex
         torch.testing.assert_close(tail_grads[k], full_grads[k], msg=k)
 
 
+@pytest.mark.parametrize("experts, hybrid", [(0, False), (4, True)])
+def test_history_loss_is_the_full_logits_loss_on_answer_and_history_title_tokens(tiny_llm, experts, hybrid):
+    """The history-loss ablation picks hidden states at the labelled positions and runs the LM head
+    on them alone; loss and gradients must be those of the full logits with the same labels, and
+    every history title must be found in the prompt (the tiny tokenizer merges nothing)."""
+    from methods.llm.batches import IGNORE
+    from methods.llm.training import answer_loss
+
+    rec = _rec(tiny_llm, experts=experts, hybrid=hybrid)
+    _perturb_b(rec)
+    rec.train(True)
+    items = _items(4)
+    rows = [rec.encode(it.history, it.candidates, hybrid, it.target, history_labels=True) for it in items]
+    for it, row in zip(items, rows):
+        titles = sum(len(rec.piece_ids(" " + TITLES[i], False)) for i in it.history)
+        assert len(row.extra_labels) == titles and max(row.extra_labels) < row.answer_start
+    batch = rec.collate(rows)
+    results = []
+    for picked in (False, True):
+        torch.manual_seed(0)  # the same LoRA dropout masks in both passes
+        if picked:
+            loss = answer_loss(rec, items, hybrid, history=True)
+        else:
+            out, _ = rec.forward(batch, [it.history for it in items])
+            logits = out.logits[:, :-1].float()
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels[:, 1:].reshape(-1),
+                                                     ignore_index=IGNORE)
+        loss.backward()
+        results.append((loss.detach(), {k: p.grad.clone() for k, p in rec.trainable().items()}))
+        for p in rec.trainable().values():
+            p.grad = None
+    (full, full_grads), (picked, picked_grads) = results
+    torch.testing.assert_close(picked, full)
+    for k in full_grads:
+        torch.testing.assert_close(picked_grads[k], full_grads[k], msg=k)
+    answer_only = answer_loss(rec, items, hybrid)
+    assert not torch.isclose(answer_only, picked)  # the history tokens did change the loss
+
+
+def test_title_positions_find_each_history_title_in_order_and_tolerate_a_merged_last_token():
+    from methods.llm.batches import title_positions
+
+    ids = [1, 2, 10, 11, 12, 3, 20, 21, 99, 4, 30, 5, 6]  # 12 never appears merged; 22 is merged into 99
+    assert title_positions(ids, [(10, 11, 12), (20, 21, 22), (30,)], len(ids)) == (2, 3, 4, 6, 7, 10)
+    assert title_positions(ids, [(10, 11, 12), (77, 78)], len(ids)) == (2, 3, 4)  # not found: skipped
+    assert title_positions(ids, [(30,)], 9) == ()  # only before `end` (the answer's start)
+    assert title_positions([5, 10, 11, 10, 11], [(10, 11), (10, 11)], 5) == (1, 2, 3, 4)  # in order, no reuse
+
+
 def test_item_scale_matches_the_embedding_modules_own_scale(tiny_llm, tmp_path):
     """Gemma's embedding module multiplies its weights by sqrt(hidden), which the projected item
     tokens (passed as inputs_embeds) bypass; embedding_scale() measures that factor and item_scale

@@ -27,6 +27,7 @@ class Encoded:
     ids: list[int]
     slots: list[tuple[int, int]]
     answer_start: int  # == len(ids) when there is no answer
+    extra_labels: tuple[int, ...] = ()  # prompt positions that also carry the loss (history titles, an ablation)
 
 
 @dataclass
@@ -81,7 +82,7 @@ def encode(piece_ids: PieceIds, pad_id: int, pieces: list[Piece], answer: str | 
 
 
 def collate(rows: list[Encoded], pad_id: int) -> Batch:
-    """Left-pad to the longest row; labels on answer tokens only."""
+    """Left-pad to the longest row; labels on answer tokens (and a row's `extra_labels`) only."""
     width = max(len(r.ids) for r in rows)
     n = len(rows)
     input_ids = torch.full((n, width), pad_id, dtype=torch.long)
@@ -94,6 +95,8 @@ def collate(rows: list[Encoded], pad_id: int) -> Batch:
         mask[b, off:] = 1
         if r.answer_start < len(r.ids):
             labels[b, off + r.answer_start :] = torch.tensor(r.ids[r.answer_start :])
+        for pos in r.extra_labels:
+            labels[b, off + pos] = r.ids[pos]
         for pos, item in r.slots:
             slot_rows.append(b)
             slot_cols.append(off + pos)
@@ -101,6 +104,28 @@ def collate(rows: list[Encoded], pad_id: int) -> Batch:
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
     as_long = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
     return Batch(input_ids, mask, positions, labels, as_long(slot_rows), as_long(slot_cols), as_long(slot_items))
+
+
+def title_positions(ids: list[int], titles: list[tuple[int, ...]], end: int) -> tuple[int, ...]:
+    """Positions in ids[:end] of each title's tokens, the titles found in order (the history's).
+
+    A title is looked for as its answer tokens (" " + title, tokenised alone). In a whole-prompt
+    tokenisation its last token may merge with the separator after it (SmolLM2: ")" + "," = "),"), so
+    a title matches on all but its last token, which counts only where it is there as well; a title
+    not found that way (its first tokens merged with what precedes it) is skipped, not guessed."""
+    found: list[int] = []
+    cursor = 0
+    for title in titles:
+        head = title[:-1] if len(title) > 1 else title
+        for p in range(cursor, end - len(head) + 1):
+            if tuple(ids[p : p + len(head)]) == head:
+                found.extend(range(p, p + len(head)))
+                cursor = p + len(head)
+                if len(title) > 1 and cursor < end and ids[cursor] == title[-1]:
+                    found.append(cursor)
+                    cursor += 1
+                break
+    return tuple(found)
 
 
 def length_buckets(lengths: list[int], batch_size: int, rng: Any) -> list[list[int]]:

@@ -242,13 +242,13 @@ class LLMMethod(Method):
             router_lr_scale=s.get("router_lr_scale", 0.3), seed=self.ctx.seed,
             curriculum=rec.design.hybrid and s.get("curriculum", True),  # bench/llm_levers.py may switch it off
             max_grad_norm=PROFILES[s["profile"]].get("max_grad_norm"),
-            **{k: s[k] for k in ("warmup_fraction", "final_lr_fraction") if k in s},  # bench/llm_levers.py's knobs
+            **{k: s[k] for k in ("warmup_fraction", "final_lr_fraction", "history_loss") if k in s},  # bench/llm_levers.py's knobs
         )
         micro = -(-len(items) // cfg.batch_size)
         steps = -(-micro // cfg.grad_accum) * cfg.epochs
         typical = typical_micro_batch(rec, items, cfg.batch_size)
         estimate_step_seconds(rec, typical, cfg.batch_size)  # the first call carries one-off costs (about 2x on Gemma)
-        per_micro = estimate_step_seconds(rec, typical, cfg.batch_size)
+        per_micro = estimate_step_seconds(rec, typical, cfg.batch_size, history=cfg.history_loss)
         log.info(
             "%s: training %d samples (of %d windows) x %d epoch(s) = %d optimiser steps of %d x %d; "
             "one micro-batch takes ~%.1f s here, so ~%.1f min of training%s",

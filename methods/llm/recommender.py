@@ -18,7 +18,7 @@ from torch import nn
 
 from methods.llm.adapters import GateState, LoraSpec, Projector, Router, attach_lora
 from methods.llm.backbone import load_backbone
-from methods.llm.batches import Batch, Encoded, collate, encode, piece_tokenizer
+from methods.llm.batches import Batch, Encoded, collate, encode, piece_tokenizer, title_positions
 from methods.llm.prompts import answer_text, build_prompt
 
 GATE_INPUTS = ("sequence", "random", "token_mean")
@@ -88,11 +88,19 @@ class LLMRecommender:
 
     # ------------------------------------------------------------------ prompts and batches
 
-    def encode(self, history: tuple[int, ...], candidates: Sequence[int], hybrid: bool, answer: int | None = None) -> Encoded:
+    def encode(
+        self, history: tuple[int, ...], candidates: Sequence[int], hybrid: bool, answer: int | None = None,
+        history_labels: bool = False,
+    ) -> Encoded:
+        """`history_labels`: the history titles' tokens carry the loss too (a training ablation)."""
         pieces = build_prompt(tuple(history), tuple(int(c) for c in candidates), self.titles, self.domain, hybrid,
                               self.list_candidates)
-        return encode(self.piece_ids, self.tokenizer.pad_token_id, pieces,
-                      None if answer is None else answer_text(self.titles[answer]))
+        enc = encode(self.piece_ids, self.tokenizer.pad_token_id, pieces,
+                     None if answer is None else answer_text(self.titles[answer]))
+        if history_labels:
+            titles = [self.piece_ids(answer_text(self.titles[i]).rstrip("\n"), False) for i in history]
+            enc.extra_labels = title_positions(enc.ids, titles, enc.answer_start)
+        return enc
 
     def collate(self, rows: list[Encoded]) -> Batch:
         return collate(rows, self.tokenizer.pad_token_id).to(self.device)
@@ -139,6 +147,7 @@ class LLMRecommender:
 
     def forward(
         self, batch: Batch, histories: list[tuple[int, ...]], *, use_cache: bool = False, logits_to_keep: int = 0,
+        output_hidden_states: bool = False,
     ) -> tuple[Any, torch.Tensor | None]:
         """Run the prompt batch; returns (model output, gate weights used)."""
         embeds = self.embed(batch)
@@ -146,9 +155,17 @@ class LLMRecommender:
         self.set_gate(gate)
         out = self.model(
             inputs_embeds=embeds, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-            use_cache=use_cache, logits_to_keep=logits_to_keep,
+            use_cache=use_cache, logits_to_keep=logits_to_keep, output_hidden_states=output_hidden_states,
         )
         return out, gate
+
+    def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The backbone's logits for final hidden states picked anywhere in a batch (not only its last
+        columns, which is all `logits_to_keep` can skip to): its LM head, and the final soft cap of
+        the models that have one (Gemma 2; Gemma 3 sets none)."""
+        logits = self.model.get_output_embeddings()(hidden)
+        cap = getattr(self.model.config.get_text_config(), "final_logit_softcapping", None)
+        return torch.tanh(logits / cap) * cap if cap else logits
 
     def set_gate(self, gate: torch.Tensor | None) -> None:
         if self.gate is not None:

@@ -63,6 +63,7 @@ class TrainConfig:
     curriculum: bool = False  # hybrid prompt with probability step / total_steps
     seed: int = 0
     max_grad_norm: float | None = None  # clip the global gradient norm (HF Trainer's default is 1.0); None: no clipping
+    history_loss: bool = False  # the history titles' tokens carry the loss too (bench/llm_levers.py's ablation)
 
 
 def lr_factor(step: int, total: int, warmup_fraction: float, final: float) -> float:
@@ -148,7 +149,7 @@ def train(
                     g["lr"] = base * factor
                 step_loss, bad = 0.0, ""
                 for idx in group:
-                    loss = answer_loss(rec, [items[i] for i in idx], hybrid)
+                    loss = answer_loss(rec, [items[i] for i in idx], hybrid, history=cfg.history_loss)
                     if not torch.isfinite(loss):
                         bad = f"loss {loss.item()}"
                         break
@@ -277,15 +278,28 @@ def _skip(trace: TrainLog, step: int, total: int, epoch: int, what: str, lr: flo
     log.warning("non-finite %s at %s: step skipped", what, where)
 
 
-def answer_loss(rec: LLMRecommender, items: list[TrainItem], hybrid: bool, *, all_logits: bool = False) -> torch.Tensor:
+def answer_loss(
+    rec: LLMRecommender, items: list[TrainItem], hybrid: bool, *, all_logits: bool = False, history: bool = False,
+) -> torch.Tensor:
     """Mean cross-entropy over the answer tokens of one micro-batch (the forward pass included).
 
     Only the logits that predict answer tokens are computed: prompts are left-padded, so every
     answer sits in the batch's last columns, and `logits_to_keep` skips the LM head (a vocabulary-
     wide matmul per position, ~20% of SmolLM2's step and more with Gemma's 262k vocabulary) on the
     prompt. `all_logits=True` computes them all, for the benchmark and the test that the loss is the
-    same."""
-    batch = rec.collate([rec.encode(it.history, it.candidates, hybrid, it.target) for it in items])
+    same.
+
+    `history=True` (an ablation, not the papers' objective) also puts the loss on every history
+    title's tokens, so that one window trains next-title prediction at each position of its history,
+    as SASRec's loss does, instead of at its answer alone; the LM head then runs on exactly the
+    labelled positions, wherever they sit."""
+    batch = rec.collate([rec.encode(it.history, it.candidates, hybrid, it.target, history_labels=history) for it in items])
+    if history:
+        with training_attention(rec.device):
+            out, _ = rec.forward(batch, [it.history for it in items], logits_to_keep=1, output_hidden_states=True)
+        rows, cols = (batch.labels != IGNORE).nonzero(as_tuple=True)  # column 0 is never labelled: a prompt precedes
+        logits = rec.lm_logits(out.hidden_states[-1][rows, cols - 1]).float()
+        return torch.nn.functional.cross_entropy(logits, batch.labels[rows, cols])
     first = 1 if all_logits else int((batch.labels != IGNORE).any(0).nonzero()[0])  # first labelled column
     with training_attention(rec.device):
         out, _ = rec.forward(batch, [it.history for it in items], logits_to_keep=batch.labels.shape[1] - first + 1)
@@ -312,12 +326,14 @@ def typical_micro_batch(rec: LLMRecommender, items: list[TrainItem], batch_size:
     return [items[i] for i in buckets[padded[len(padded) // 2][1]]]
 
 
-def estimate_step_seconds(rec: LLMRecommender, items: list[TrainItem], batch_size: int, *, all_logits: bool = False) -> float:
+def estimate_step_seconds(
+    rec: LLMRecommender, items: list[TrainItem], batch_size: int, *, all_logits: bool = False, history: bool = False,
+) -> float:
     """Seconds for one micro-batch forward + backward on this machine (measured once, then
     the gradients are dropped), for the up-front time estimate and the benchmarks."""
     rec.train(True)
     t0 = time.perf_counter()
-    answer_loss(rec, items[:batch_size], False, all_logits=all_logits).backward()
+    answer_loss(rec, items[:batch_size], False, all_logits=all_logits, history=history).backward()
     seconds = time.perf_counter() - t0
     for p in rec.trainable().values():
         p.grad = None
