@@ -125,9 +125,9 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     # A window trains one next-title prediction (its answer) while its history holds ten more, which
     # SASRec's loss uses at every position: the loss on the history titles' tokens too (an ablation of
     # the papers' objective, not of their prompt or model).
-    "ilora-3200-histonly-histloss-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "train_samples": 3200,
-                                                     "prompt": "history-only", "history_loss": True},
-                                           "as ilora-3200-histonly-gemma with the loss on the history titles too"),
+    "ilora-1600-histonly-histloss-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "prompt": "history-only",
+                                                     "history_loss": True},
+                                           "as ilora-1600-histonly-gemma with the loss on the history titles too"),
     # Does the gate matter? Its router learns at lr x router_lr_scale (0.3) and ends less instance-wise
     # than it started (gate_mi below gate_mi_init): a router at 10x lr, and the paper's random-gate ablation.
     "ilora-1600-histonly-router10-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "prompt": "history-only",
