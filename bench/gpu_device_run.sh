@@ -10,13 +10,5 @@ set -uo pipefail
 carry=$1
 shift
 export PYTHONUNBUFFERED=1 ILORA_BENCH_CACHE=/tmp/cache
-mkdir -p "$OUT"
-if [ ! -f /tmp/m/smol.part.aa ]; then
-  echo "gpu_device_run: error: /tmp/m/smol.part.aa is missing (call 1 did not run on this warm machine)" >&2
-  exit 3
-fi
-bash bench/gpu_smollm2_package.sh /tmp/m/smol.part.aa "$carry/smol.part.ab" "$carry/gguf.sha256" /tmp/pkg || exit 3
-export PYTHONPATH="/tmp/pkg:/tmp/site:$PWD/$carry/site"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c "import torch, transformers, peft, pandas; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'pandas', pandas.__version__)"
+source bench/gpu_device_setup.sh
 python3 bench/gpu_check.py --out "$OUT/gpu_check.txt" "$@"

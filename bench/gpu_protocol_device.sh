@@ -14,15 +14,8 @@ carry=$1 seconds=$2
 shift 2
 export PYTHONUNBUFFERED=1 ILORA_BENCH_CACHE=/tmp/cache
 out=/tmp/gpu_protocol_out
-mkdir -p /tmp/m "$out" "$OUT"
-if [ ! -f /tmp/m/smol.part.aa ]; then
-  echo "gpu_protocol_device: error: /tmp/m/smol.part.aa is missing (call 1 did not run on this warm machine)" >&2
-  exit 3
-fi
-bash bench/gpu_smollm2_package.sh /tmp/m/smol.part.aa "$carry/smol.part.ab" "$carry/gguf.sha256" /tmp/pkg || exit 3
-export PYTHONPATH="/tmp/pkg:/tmp/site:$PWD/$carry/site"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-python3 -c "import torch, transformers, peft, recbole; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'recbole', recbole.__version__)"
+mkdir -p "$out"
+source bench/gpu_device_setup.sh
 timeout --signal=INT --kill-after=20 "$seconds" python3 bench/gpu_protocol.py --out "$out" "$@" 2>&1 \
   | grep --line-buffered -v -E "Loading weights|FutureWarning|warnings.warn" | tee "$OUT/gpu_protocol.log"
 rc=${PIPESTATUS[0]}

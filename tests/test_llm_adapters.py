@@ -268,18 +268,26 @@ def test_answer_loss_on_the_answer_logits_only_equals_the_full_loss(tiny_llm, ex
     lengths = {len(rec.encode(it.history, it.candidates, hybrid, it.target).ids)
                - rec.encode(it.history, it.candidates, hybrid).answer_start for it in items}
     assert len(lengths) > 1, "the test needs answers of different token lengths"
+    _assert_same_loss_and_grads(rec, lambda: answer_loss(rec, items, hybrid, all_logits=True),
+                                lambda: answer_loss(rec, items, hybrid))
+
+
+def _assert_same_loss_and_grads(rec, reference, candidate) -> torch.Tensor:
+    """Both losses (each computed under the same LoRA dropout masks) and their gradients agree;
+    returns the candidate's loss."""
     results = []
-    for all_logits in (True, False):
-        torch.manual_seed(0)  # the same LoRA dropout masks in both passes
-        loss = answer_loss(rec, items, hybrid, all_logits=all_logits)
+    for loss_fn in (reference, candidate):
+        torch.manual_seed(0)
+        loss = loss_fn()
         loss.backward()
         results.append((loss.detach(), {k: p.grad.clone() for k, p in rec.trainable().items()}))
         for p in rec.trainable().values():
             p.grad = None
-    (full, full_grads), (tail, tail_grads) = results
-    torch.testing.assert_close(tail, full)
-    for k in full_grads:
-        torch.testing.assert_close(tail_grads[k], full_grads[k], msg=k)
+    (want, want_grads), (got, got_grads) = results
+    torch.testing.assert_close(got, want)
+    for k in want_grads:
+        torch.testing.assert_close(got_grads[k], want_grads[k], msg=k)
+    return got
 
 
 @pytest.mark.parametrize("experts, hybrid", [(0, False), (4, True)])
@@ -299,24 +307,14 @@ def test_history_loss_is_the_full_logits_loss_on_answer_and_history_title_tokens
         titles = sum(len(rec.piece_ids(" " + TITLES[i], False)) for i in it.history)
         assert len(row.extra_labels) == titles and max(row.extra_labels) < row.answer_start
     batch = rec.collate(rows)
-    results = []
-    for picked in (False, True):
-        torch.manual_seed(0)  # the same LoRA dropout masks in both passes
-        if picked:
-            loss = answer_loss(rec, items, hybrid, history=True)
-        else:
-            out, _ = rec.forward(batch, [it.history for it in items])
-            logits = out.logits[:, :-1].float()
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels[:, 1:].reshape(-1),
-                                                     ignore_index=IGNORE)
-        loss.backward()
-        results.append((loss.detach(), {k: p.grad.clone() for k, p in rec.trainable().items()}))
-        for p in rec.trainable().values():
-            p.grad = None
-    (full, full_grads), (picked, picked_grads) = results
-    torch.testing.assert_close(picked, full)
-    for k in full_grads:
-        torch.testing.assert_close(picked_grads[k], full_grads[k], msg=k)
+
+    def full_logits_loss():
+        out, _ = rec.forward(batch, [it.history for it in items])
+        logits = out.logits[:, :-1].float()
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels[:, 1:].reshape(-1),
+                                                 ignore_index=IGNORE)
+
+    picked = _assert_same_loss_and_grads(rec, full_logits_loss, lambda: answer_loss(rec, items, hybrid, history=True))
     answer_only = answer_loss(rec, items, hybrid)
     assert not torch.isclose(answer_only, picked)  # the history tokens did change the loss
 
