@@ -19,7 +19,7 @@ from torch import nn
 from methods.llm.adapters import GateState, LoraSpec, Projector, Router, attach_lora
 from methods.llm.backbone import load_backbone
 from methods.llm.batches import Batch, Encoded, collate, encode, piece_tokenizer, title_positions
-from methods.llm.prompts import answer_text, build_prompt
+from methods.llm.prompts import ANSWER_END, answer_text, build_prompt
 
 GATE_INPUTS = ("sequence", "random", "token_mean")
 RANDOM_GATE_DIM = 64  # gate_input=random without a sequence model: SASRec's default width
@@ -98,7 +98,7 @@ class LLMRecommender:
         enc = encode(self.piece_ids, self.tokenizer.pad_token_id, pieces,
                      None if answer is None else answer_text(self.titles[answer]))
         if history_labels:
-            titles = [self.piece_ids(answer_text(self.titles[i]).rstrip("\n"), False) for i in history]
+            titles = [self.piece_ids(answer_text(self.titles[i]).removesuffix(ANSWER_END), False) for i in history]
             enc.extra_labels = title_positions(enc.ids, titles, enc.answer_start)
         return enc
 
