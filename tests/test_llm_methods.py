@@ -135,6 +135,37 @@ def test_unknown_profile_and_bad_gate_input_are_user_errors(tiny_llm, tmp_path):
         _method("ilora", session, tmp_path, llm=str(tiny_llm), gate_input="user").design()
 
 
+def test_history_loss_is_an_option_recorded_only_when_on(tiny_llm, tmp_path, monkeypatch):
+    """Off, it is the papers' objective and the resolved parameters (hence every earlier record's hash)
+    are what they were before the option; on, it is in the record and training labels the history titles."""
+    import methods.llm.training as training
+    from harness.errors import UserError
+    from harness.runner import RunPlan, Session
+
+    def params(**ilora):
+        plan = RunPlan(dataset="synthetic", out=tmp_path, device="cpu", shared={"llm": str(tiny_llm)}, params={"ilora": ilora})
+        return Session(plan).params_for("ilora")
+
+    assert "history_loss" not in params() and "history_loss" not in params(history_loss=False)
+    assert params(history_loss=True)["history_loss"] is True
+    with pytest.raises(UserError, match="history_loss='yes' must be true or false"):
+        params(history_loss="yes")
+    seen: list[bool] = []
+    real = training.answer_loss
+
+    def spy(*args, history=False, **kw):
+        seen.append(history)
+        return real(*args, history=history, **kw)
+
+    monkeypatch.setattr(training, "answer_loss", spy)
+    session = _session(tmp_path)
+    split, cands = session.prepare(0)
+    for on in (False, True):
+        seen.clear()
+        _method("tallrec", session, tmp_path / str(on), llm=str(tiny_llm), **TINY_RUN, history_loss=on).fit(split.train, cands.valid)
+        assert (True in seen) == on and seen[-1] == on  # the first call, timing a warm-up step, is always answer-only
+
+
 def test_training_items_are_deterministic_with_target_among_candidates(synthetic):
     from harness.protocol import SplitSpec, make_split
     from methods.llm.training import training_items

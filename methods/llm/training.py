@@ -63,7 +63,7 @@ class TrainConfig:
     curriculum: bool = False  # hybrid prompt with probability step / total_steps
     seed: int = 0
     max_grad_norm: float | None = None  # clip the global gradient norm (HF Trainer's default is 1.0); None: no clipping
-    history_loss: bool = False  # the history titles' tokens carry the loss too (bench/llm_levers.py's ablation)
+    history_loss: bool = False  # the history titles' tokens carry the loss too (the methods' history_loss option)
 
 
 def lr_factor(step: int, total: int, warmup_fraction: float, final: float) -> float:
