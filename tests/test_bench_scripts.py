@@ -5,6 +5,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT, load_bench_script
 
 
@@ -120,7 +122,7 @@ def test_compare_records_pairs_runs_by_hash_and_names_what_moved(tmp_path):
     compare = load_bench_script("compare_records").compare
     rows, differing, only_a = compare(tmp_path / "a", tmp_path / "b")
     assert [r[1] for r in rows] == ["pop", "random"] and differing == 0 and only_a == 0
-    assert all(r[6] == "identical" and r[7].startswith("0/") for r in rows)
+    assert all(r[6] == "identical" and r[7].startswith("0/") and r[9] == "1" for r in rows)
 
     samples = next((tmp_path / "b" / "runs" / "synthetic" / "pop").glob("*.samples.jsonl"))
     lines = [json.loads(line) for line in samples.read_text().splitlines()]
@@ -141,3 +143,36 @@ def test_compare_records_pairs_runs_by_hash_and_names_what_moved(tmp_path):
     assert strict.returncode == 1 and "0 of 1 paired records identical" in strict.stdout
     missing = subprocess.run([*script, str(tmp_path / "a"), str(tmp_path / "nope")], capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0 and "nope" in missing.stderr
+
+
+def test_compare_records_by_method_pairs_an_ablations_records_and_tests_the_hits(tmp_path):
+    """An ablation changes a parameter, so every hash: --by-method pairs by method and seed, and the
+    paired p sees the hits that moved (ranks are 1-based: rank 1 is a hit)."""
+    import shutil
+
+    from harness.runner import RunPlan, run_benchmark
+
+    run_benchmark(RunPlan(dataset="synthetic", methods="pop", out=tmp_path / "a", device="cpu"))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    record = next((tmp_path / "b" / "runs" / "synthetic" / "pop").glob("*.json"))
+    samples = record.with_name(record.stem + ".samples.jsonl")
+    lines = [json.loads(line) for line in samples.read_text().splitlines()]
+    misses = [s for s in lines if s["rank"]["rank"] != 1]
+    for s in misses:  # every miss turned into a hit: a paired test of that many samples is significant
+        s["rank"]["rank"] = 1
+    assert len(misses) >= 8
+    changed = json.loads(record.read_text()) | {"hash": "0" * 16}
+    record.unlink()
+    samples.unlink()
+    (record.parent / ("0" * 16 + ".json")).write_text(json.dumps(changed))
+    (record.parent / ("0" * 16 + ".samples.jsonl")).write_text("".join(json.dumps(s) + "\n" for s in lines))
+    compare = load_bench_script("compare_records").compare
+    by_hash = compare(tmp_path / "a", tmp_path / "b")
+    assert by_hash[0][0][6].startswith("only in") and by_hash[2] == 1
+    (row,), differing, only_a = compare(tmp_path / "a", tmp_path / "b", by_method=True)
+    assert row[3].endswith(" / 00000000") and row[6] == "same metrics" and (differing, only_a) == (1, 0)
+    assert row[7] == f"{len(misses)}/{len(lines)}" and float(row[9]) < 0.05
+    shutil.copy(tmp_path / "b" / "runs" / "synthetic" / "pop" / ("0" * 16 + ".json"),
+                tmp_path / "b" / "runs" / "synthetic" / "pop" / ("1" * 16 + ".json"))
+    with pytest.raises(Exception, match="two pop records of seed 0"):
+        compare(tmp_path / "a", tmp_path / "b", by_method=True)
