@@ -150,6 +150,16 @@ def test_history_loss_is_an_option_recorded_only_when_on(tiny_llm, tmp_path, mon
     assert params(history_loss=True)["history_loss"] is True
     with pytest.raises(UserError, match="history_loss='yes' must be true or false"):
         params(history_loss="yes")
+    from methods.base import METHODS
+    from methods.llm.methods import CPU_COST
+
+    ilora = METHODS.get("ilora").obj
+    long_run = {**ilora.defaults, "profile": "cpu-long"}
+    assert "loss on the history titles too" in ilora.plan(long_run | {"history_loss": True})
+    assert "history titles" not in ilora.plan(long_run)
+    scoring = CPU_COST["smollm2"][1]  # minutes; the training part of the estimate costs 1.4x with the option
+    train_minutes = ilora.estimate_minutes(long_run) - scoring
+    assert ilora.estimate_minutes(long_run | {"history_loss": True}) - scoring == pytest.approx(1.4 * train_minutes)
     seen: list[bool] = []
     real = training.answer_loss
 
