@@ -8,6 +8,7 @@ still run; the caller's exit status says something failed.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -143,6 +144,21 @@ def git_commit() -> str | None:
         return None
 
 
+CODE_FILES = ("run_bench.py", "harness/**/*.py", "methods/**/*.py", "bench/*.py", "bench/*.sh")
+
+
+@functools.cache
+def code_sha256(root: Path = Path(__file__).resolve().parents[1]) -> str:
+    """A fingerprint of the code that runs (CODE_FILES' names and bytes), read once like git_commit.
+    It needs no git metadata: a copied working tree (a lent GPU's) has carried a stale .git, whose
+    records then named an older commit "+dirty". Compute it in a checkout of a commit (`python -c "from
+    harness.runner import code_sha256; print(code_sha256())"`) to tell whether a record ran that code."""
+    digest = hashlib.sha256()
+    for path in sorted({p for pattern in CODE_FILES for p in root.glob(pattern)}):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def evaluate_method(method: Method, samples: EvalSet) -> tuple[dict[str, dict[str, float]], list[dict[str, Any]]]:
     """Every scoring mode of the method, then metrics and per-sample outcomes (kept for paired tests)."""
     target_index = samples.target_index
@@ -181,7 +197,7 @@ class Session:
 
     def __init__(self, plan: RunPlan) -> None:
         self.plan = plan
-        git_commit()  # read now, at the start of the run
+        git_commit(), code_sha256()  # read now, at the start of the run
         if plan.threads:
             import torch
 
@@ -374,6 +390,7 @@ class Session:
                       "test": len(cands.test), "dropped_short_history": split.dropped},
             "candidates": {"file": cands.path.name, "sha256": cands.sha256, "key": cands.key, **asdict(self.cand_spec)},
             "command": self.plan.command, "harness_version": __version__, "git_commit": git_commit(),
+            "code_sha256": code_sha256(),
             "versions": package_versions(), "hardware": hardware(self.device),
             "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }

@@ -108,6 +108,24 @@ def test_record_has_what_is_needed_to_repeat_it(tmp_path):
     import re
 
     assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?", record["git_commit"])  # read once, at the run's start
+    from harness.runner import code_sha256
+
+    assert record["code_sha256"] == code_sha256()  # what a checkout of the commit recomputes
+
+
+def test_code_fingerprint_changes_with_the_code_and_nothing_else(tmp_path):
+    from harness.runner import code_sha256
+
+    (tmp_path / "harness" / "data").mkdir(parents=True)
+    (tmp_path / "run_bench.py").write_text("print(1)\n")
+    (tmp_path / "harness" / "data" / "x.py").write_text("X = 1\n")
+    before = code_sha256.__wrapped__(tmp_path)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "r.json").write_text("{}")  # records are not code
+    (tmp_path / "harness" / "data" / "x.pyc").write_bytes(b"\0")
+    assert code_sha256.__wrapped__(tmp_path) == before
+    (tmp_path / "harness" / "data" / "x.py").write_text("X = 2\n")
+    assert code_sha256.__wrapped__(tmp_path) != before
 
 
 def test_required_methods_run_first_and_their_training_is_not_the_callers_fit_time(tmp_path):
