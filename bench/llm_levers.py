@@ -326,19 +326,25 @@ def paired_columns(rows: list[dict[str, Any]], pop_hits: str) -> dict[str, dict[
     return out
 
 
-def pair_lines(rows: list[dict[str, Any]], pairs: list[list[str]]) -> list[str]:
+def pair_lines(rows: list[dict[str, Any]], pairs: list[list[str]], seeds: list[int]) -> list[str]:
     """Paired Wilcoxon p between two rows' test hits: iLoRA against LoRA at one setting, say, which
-    the table's columns (each row against pop and against its untrained backbone) do not give."""
-    by_name = {r["setting"]: r for r in rows}
+    the table's columns (each row against pop and against its untrained backbone) do not give. Over
+    several seeds each seed's users are paired with themselves and the seeds pooled, as --pooled does."""
+    by_key = {(r["setting"], r["seed"]): r for r in rows}
     lines = []
     for a, b in pairs:
-        for name in (a, b):
-            if not by_name.get(name, {}).get("test_hits"):
-                raise UserError(f"--pair: {name} has no test hits in this seed's rows (run it, or add them with --hits {name})")
-        x, y = outcomes(by_name[a]["test_hits"]), outcomes(by_name[b]["test_hits"])
-        if len(x) != len(y):
-            raise UserError(f"--pair: {a} has {len(x)} test outcomes and {b} {len(y)}: not the same test set")
-        lines.append(pair_line(a, x, b, y))
+        x, y = [], []
+        for seed in seeds:
+            for name, side in ((a, x), (b, y)):
+                if not by_key.get((name, seed), {}).get("test_hits"):
+                    raise UserError(f"--pair: {name} has no test hits for seed {seed} (run it with --seed {seed} --only "
+                                    f"{name}, or add them with --hits {name})")
+                side.append(outcomes(by_key[(name, seed)]["test_hits"]))
+            if len(x[-1]) != len(y[-1]):
+                raise UserError(f"--pair: {a} has {len(x[-1])} test outcomes and {b} {len(y[-1])} for seed {seed}: "
+                                "not the same test set")
+        where = f" (seeds {', '.join(map(str, seeds))})" if len(seeds) > 1 else ""
+        lines.append(pair_line(a + where, np.concatenate(x), b, np.concatenate(y)))
     return lines
 
 
@@ -448,7 +454,7 @@ def main() -> None:
     parser.add_argument("--pooled", nargs="+", default=[], metavar="NAME", choices=list(SETTINGS),
                         help="also print these settings' test hits over --seeds pooled, against pop's and the untrained "
                              "backbone's on the same users")
-    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds --pooled pools (default: --seed)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds --pooled and --pair pool (default: --seed)")
     parser.add_argument("--probe-runs", metavar="PROFILE",
                         help="also add rows 'run:METHOD:PROFILE' probing run_bench.py's saved tallrec/llara/ilora "
                              "adapters (results/work/<dataset>/METHOD/seed<seed>/adapter) trained under PROFILE")
@@ -499,7 +505,7 @@ def main() -> None:
             save()
             print(json.dumps(done[-1]), flush=True)
     rows = [r for r in done if r["seed"] == args.seed]
-    pairs = pair_lines(rows, args.pair)  # before the reference scoring: a bad pair fails at once
+    pairs = pair_lines(done, args.pair, args.seeds or [args.seed])  # before the reference scoring: a bad pair fails at once
     refs = reference_methods(session, args.seed)
     reference = reference_rows(session, args.seed, refs)
     print_table(rows, reference, pop_on_probes(session, args.seed, rows, refs["pop"]),

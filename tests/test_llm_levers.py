@@ -89,22 +89,29 @@ def test_a_zero_shot_row_has_no_train_probe(levers, tmp_path, tiny_llm, monkeypa
 
 
 def test_paired_columns_compare_with_pop_and_the_same_prompts_zero_shot(levers):
-    zero = {"setting": "z", "method": "llm-zeroshot", "overrides": {"prompt": "history-only"}, "test_hits": "0" * 20}
-    other = {"setting": "z2", "method": "llm-zeroshot", "overrides": {}, "test_hits": "1" * 20}
-    trained = {"setting": "t", "method": "llara", "overrides": {"prompt": "history-only"}, "test_hits": "1" * 12 + "0" * 8}
-    old = {"setting": "o", "method": "llara", "overrides": {}}  # from before the column: no hits, no p
+    zero = {"setting": "z", "method": "llm-zeroshot", "overrides": {"prompt": "history-only"}, "seed": 0, "test_hits": "0" * 20}
+    other = {"setting": "z2", "method": "llm-zeroshot", "overrides": {}, "seed": 0, "test_hits": "1" * 20}
+    trained = {"setting": "t", "method": "llara", "overrides": {"prompt": "history-only"}, "seed": 0,
+               "test_hits": "1" * 12 + "0" * 8}
+    old = {"setting": "o", "method": "llara", "overrides": {}, "seed": 0}  # from before the column: no hits, no p
     out = levers.paired_columns([zero, other, trained, old], pop_hits="0" * 4 + "1" * 16)
     assert out["t"]["p_vs_zeroshot"] < 0.01 < out["t"]["p_vs_pop"]  # paired with z (same prompt), not z2
     assert "p_vs_zeroshot" not in out["z"] and "o" not in out and out["z2"]["p_vs_pop"] < 0.05
 
     # --pair A B: one row against another (iLoRA against LoRA at one setting); a row without hits is refused.
-    (line,) = levers.pair_lines([zero, trained, old], [["t", "z"]])
+    (line,) = levers.pair_lines([zero, trained, old], [["t", "z"]], [0])
     assert line.startswith("t vs z: test HR@1 0.600 vs 0.000 (12 vs 0 of 20 users; 12 hit only by the first, 0 only")
     assert float(line.rsplit("p ", 1)[1].split(",")[0]) < 0.01
     with pytest.raises(levers.UserError, match="--pair: o has no test hits"):
-        levers.pair_lines([zero, trained, old], [["t", "o"]])
+        levers.pair_lines([zero, trained, old], [["t", "o"]], [0])
     with pytest.raises(levers.UserError, match="not the same test set"):
-        levers.pair_lines([zero, {**trained, "test_hits": "1"}], [["t", "z"]])
+        levers.pair_lines([zero, {**trained, "test_hits": "1"}], [["t", "z"]], [0])
+    # With --seeds, each seed's users pair with themselves and the seeds pool; a missing seed is named.
+    seed1 = [{**zero, "seed": 1, "test_hits": "1" * 4}, {**trained, "seed": 1, "test_hits": "0" * 4}]
+    (line,) = levers.pair_lines([zero, trained, *seed1], [["t", "z"]], [0, 1])
+    assert line.startswith("t (seeds 0, 1) vs z: test HR@1 0.500 vs 0.167 (12 vs 4 of 24 users; 12 hit only by the first, 4")
+    with pytest.raises(levers.UserError, match="--pair: t has no test hits for seed 2"):
+        levers.pair_lines([zero, trained, *seed1], [["t", "z"]], [0, 2])
 
 
 def test_pooled_lines_pair_a_setting_with_pop_and_its_zero_shot_over_seeds(levers, monkeypatch):
