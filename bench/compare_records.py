@@ -80,8 +80,7 @@ def compare(a: Path, b: Path, by_method: bool = False) -> tuple[list[list[Any]],
     for key in sorted(k for k, pair in records.items() if "b" in pair):
         pair = records[key]
         dataset, method, _ = key
-        run_hash = pair["b"]["hash"][:8] if "a" not in pair or not by_method else f"{pair['a']['hash'][:8]} / {pair['b']['hash'][:8]}"
-        row = [dataset, method, pair["b"].get("seed"), run_hash]
+        row = [dataset, method, pair["b"].get("seed"), " / ".join(dict.fromkeys(r["hash"][:8] for r in pair.values()))]  # a's / b's where they differ
         if "a" not in pair:
             rows.append(row + ["", _hr1(pair["b"]), f"only in {b}", "", _processor(pair["b"]), ""])
             continue

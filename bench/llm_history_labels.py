@@ -3,7 +3,7 @@
 
     python bench/llm_history_labels.py [--windows 300] [--dataset ml-100k] [--llm smollm2 gemma3-270m]
 
-`history_loss` (bench/llm_levers.py's knob) labels each history title's tokens in the prompt, found by
+`history_loss` (the trained LLM methods' option, off by default) labels each history title's tokens in the prompt, found by
 searching for the title's answer tokens (`methods/llm/batches.py: title_positions`); a title whose tokens
 merged with their neighbours in the whole-prompt tokenisation is partly or wholly left out. The loss then
 runs the backbone's LM head on the gathered hidden states (`LLMRecommender.lm_logits`). Prints one table

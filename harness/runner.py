@@ -197,7 +197,8 @@ class Session:
 
     def __init__(self, plan: RunPlan) -> None:
         self.plan = plan
-        git_commit(), code_sha256()  # read now, at the start of the run
+        git_commit()  # both read now, at the start of the run
+        code_sha256()
         if plan.threads:
             import torch
 

@@ -255,7 +255,7 @@ class LLMMethod(Method):
             router_lr_scale=s.get("router_lr_scale", 0.3), seed=self.ctx.seed,
             curriculum=rec.design.hybrid and s.get("curriculum", True),  # bench/llm_levers.py may switch it off
             max_grad_norm=PROFILES[s["profile"]].get("max_grad_norm"),
-            history_loss=bool(s.get("history_loss", False)),
+            history_loss=s["history_loss"],
             **{k: s[k] for k in ("warmup_fraction", "final_lr_fraction") if k in s},  # bench/llm_levers.py's knobs
         )
         micro = -(-len(items) // cfg.batch_size)
