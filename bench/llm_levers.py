@@ -128,6 +128,14 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "ilora-1600-histonly-histloss-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "prompt": "history-only",
                                                      "history_loss": True},
                                            "as ilora-1600-histonly-gemma with the loss on the history titles too"),
+    # Whose lift is it (ilora-1600-histonly-histloss: 0.309 vs pop 0.242 over seeds 0-2): the gated experts'
+    # or the objective's? The same double ablation with one LoRA (llara) and without item tokens (tallrec).
+    "llara-1600-histonly-histloss-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "prompt": "history-only",
+                                                     "history_loss": True},
+                                           "as ilora-1600-histonly-histloss-gemma with one LoRA (no experts, no gate)"),
+    "tallrec-1600-histonly-histloss-gemma": ("tallrec", {"profile": "cpu-long", "llm": "gemma3-270m",
+                                                         "prompt": "history-only", "history_loss": True},
+                                             "as llara-1600-histonly-histloss-gemma without item tokens"),
     # The same objective on the paper's prompt (candidate list included): does it lift the rows issue 8 is about?
     "ilora-1600-histloss-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "history_loss": True},
                                   "as ilora, cpu-long, Gemma (the paper's prompt) with the loss on the history titles too"),
