@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import ROOT, load_bench_script
@@ -176,3 +177,35 @@ def test_compare_records_by_method_pairs_an_ablations_records_and_tests_the_hits
                 tmp_path / "b" / "runs" / "synthetic" / "pop" / ("1" * 16 + ".json"))
     with pytest.raises(Exception, match="two pop records of seed 0"):
         compare(tmp_path / "a", tmp_path / "b", by_method=True)
+
+
+def test_llm_choices_reads_position_bias_and_agreement_with_pop(tmp_path):
+    """Choices that always name pop's pick agree with it on every sample and hit as pop does; choices
+    that always name the first listed title are a position bias (tiny chi-square p)."""
+    from harness.protocol import read_candidates
+    from harness.runner import RunPlan, run_benchmark
+
+    run_benchmark(RunPlan(dataset="synthetic", methods="pop", out=tmp_path, device="cpu"))
+    record_path = next((tmp_path / "runs" / "synthetic" / "pop").glob("*.json"))
+    record = json.loads(record_path.read_text())
+    test = read_candidates(tmp_path / "candidates" / record["candidates"]["file"]).test
+    choices = load_bench_script("llm_choices")
+    counts = choices.pop_counts(record | {"_path": str(record_path)}, {})
+    pop_pick = np.argmax(counts[test.candidates], axis=1)
+    for method, picks in (("llm-agree", pop_pick), ("llm-first", np.zeros(len(test), dtype=int))):
+        folder = tmp_path / "runs" / "synthetic" / method
+        folder.mkdir()
+        fake = record | {"method": method, "metrics": {"test": {"generate": {"HR@1": 0.0}}}}
+        (folder / "fake.json").write_text(json.dumps(fake))
+        (folder / "fake.samples.jsonl").write_text("".join(json.dumps({"i": i, "choice": int(c)}) + "\n"
+                                                           for i, c in enumerate(picks)))
+    rows = {r[0]: r for r in choices.table(tmp_path, tmp_path / "nowhere")}
+    assert set(rows) == {"llm-agree", "llm-first"}  # pop has no generated answers
+    assert rows["llm-agree"][7] == "1.000"
+    assert rows["llm-agree"][8] == rows["llm-agree"][-1] == f"{np.mean(pop_pick == test.target_index):.3f}"
+    assert rows["llm-first"][5] == "0 (1.00)" and float(rows["llm-first"][6]) < 1e-6
+
+    fake["candidates"] = fake["candidates"] | {"sha256": "0" * 64}  # another file under the same name
+    (tmp_path / "runs" / "synthetic" / "llm-first" / "fake.json").write_text(json.dumps(fake))
+    with pytest.raises(Exception, match="not the candidate file it was scored on"):
+        choices.table(tmp_path, tmp_path / "nowhere")
