@@ -156,9 +156,12 @@ def hr1(scores: np.ndarray, target_index: np.ndarray) -> float:
 
 def test_outcomes(method: Any, test: Any) -> dict[str, Any]:
     """Test HR@1 and the per-sample HR@1 outcomes behind it, as a string of 0/1 (one JSON field) for
-    the paired tests; from one scoring pass, which also gives a gated method's gate columns."""
-    ranks = ranks_from_scores(method.score(test), test.target_index)
-    out = {"test_hr1": metrics(ranks)["HR@1"], "test_hits": "".join("1" if r == 1 else "0" for r in ranks)}
+    the paired tests, and the list index each sample ranks first (is that pop's pick?); from one
+    scoring pass, which also gives a gated method's gate columns."""
+    scores = method.score(test)
+    ranks = ranks_from_scores(scores, test.target_index)
+    out = {"test_hr1": metrics(ranks)["HR@1"], "test_hits": "".join("1" if r == 1 else "0" for r in ranks),
+           "test_top1": " ".join(map(str, np.argmax(scores, axis=1)))}  # the candidate each sample ranks first
     return out | gate_columns(method.record_extra().get("test_gates"))
 
 
@@ -277,8 +280,8 @@ def saved_hits(session: Session, row: dict[str, Any], folder: Path) -> dict[str,
 
 
 def lacks_outcomes(row: dict[str, Any]) -> bool:
-    """A row from before the test-hits column, or an iLoRA row from before the gate columns."""
-    return "test_hits" not in row or (row["method"] == "ilora" and "gate_mi_init" not in row)
+    """A row from before the test-hits (or first-choice) column, or an iLoRA row from before the gate columns."""
+    return "test_top1" not in row or (row["method"] == "ilora" and "gate_mi_init" not in row)
 
 
 def reloaded(session: Session, method_name: str, overrides: dict[str, Any], seed: int, folder: Path) -> tuple[Any, dict[str, Any]]:
@@ -392,13 +395,27 @@ def prompt_key(row: dict[str, Any]) -> tuple[str, str]:
     return str(row["overrides"].get("llm", "smollm2")), str(row["overrides"].get("prompt", "paper"))
 
 
+def pop_agreement(row: dict[str, Any], pop: dict[str, Any]) -> dict[str, float]:
+    """Is a row a noisy popularity ranking? `pops_pick`: the share of test samples whose first-ranked
+    candidate is pop's; `hr1_off_pops_pick`: test HR@1 on the others (about 1 / candidates if it knows
+    nothing beyond pop's prior). Rows from before `test_top1` have neither."""
+    if not row.get("test_top1"):
+        return {}
+    mine, pops = np.array(row["test_top1"].split(), dtype=int), np.array(pop["test_top1"].split(), dtype=int)
+    off = mine != pops
+    hits = outcomes(row["test_hits"])
+    return {"pops_pick": round(float(np.mean(~off)), 3), "hr1_off_pops_pick": round(float(hits[off].mean()), 3) if off.any() else None}
+
+
 def print_table(rows: list[dict[str, Any]], reference: dict[str, dict[str, Any]], pop_train: dict[str, float],
                 paired: dict[str, dict[str, float]]) -> None:
     order = {name: i for i, name in enumerate(SETTINGS)}
     rows = sorted(rows, key=lambda r: order.get(r["setting"], len(order)))
-    rows = [{**r, "pop_train_hr1": pop_train.get(r["setting"]), **paired.get(r["setting"], {})} for r in rows]
+    rows = [{**r, "pop_train_hr1": pop_train.get(r["setting"]), **paired.get(r["setting"], {}),
+             **pop_agreement(r, reference["pop"])} for r in rows]
     cols = ["setting", "train_samples", "steps", "train_min", "score_min", "loss_first", "loss_last", "train_hr1",
-            "pop_train_hr1", "valid_hr1", "test_hr1", "p_vs_zeroshot", "p_vs_pop", "test_hr1_reloaded",
+            "pop_train_hr1", "valid_hr1", "test_hr1", "p_vs_zeroshot", "p_vs_pop", "pops_pick", "hr1_off_pops_pick",
+            "test_hr1_reloaded",
             "test_hr1_zeroed_slots", "projected_norm", "token_norm", "gate_entropy", "gate_mi", "gate_mi_init", "note"]
     table = [[r.get(c, "") if r.get(c) is not None else "" for c in cols] for r in rows]
     for k, v in reference.items():
@@ -455,7 +472,7 @@ def main() -> None:
     parser.add_argument("--probe-saved", action="store_true",
                         help="add train_hr1 to finished rows that lack it, from their saved adapters (no training)")
     parser.add_argument("--hits", nargs="+", metavar="NAME", choices=list(SETTINGS),
-                        help="add per-user test hits (for the paired p columns) to these finished rows, from their "
+                        help="add per-user test hits and first choices (for the paired p and pop columns) to these finished rows, from their "
                              "saved adapters (zero-shot rows are rescored); must reproduce the recorded test HR@1")
     parser.add_argument("--pair", nargs=2, action="append", default=[], metavar=("A", "B"), choices=list(SETTINGS),
                         help="also print the paired test between two settings' test hits (repeatable)")

@@ -32,7 +32,9 @@ def test_train_probe_reload_and_knobs(levers, tmp_path, monkeypatch):
     assert len(row["test_hits"]) == len(cands.test.targets) and row["test_hits"].count("1") / len(row["test_hits"]) == row["test_hr1"]
     # An older row's hits come back from its saved adapter; a wrong recorded HR@1 means a foreign adapter.
     folder = tmp_path / "work" / "levers" / "tiny-llara" / "adapter"
-    assert levers.saved_hits(session, {k: v for k, v in row.items() if k != "test_hits"}, folder) == {"test_hits": row["test_hits"]}
+    assert len(row["test_top1"].split()) == len(cands.test.targets)
+    older = {k: v for k, v in row.items() if k not in ("test_hits", "test_top1")}
+    assert levers.saved_hits(session, older, folder) == {"test_hits": row["test_hits"], "test_top1": row["test_top1"]}
     with pytest.raises(levers.UserError, match="not the recorded"):
         levers.saved_hits(session, {**row, "test_hr1": row["test_hr1"] + 0.5}, folder)
 
@@ -114,6 +116,14 @@ def test_paired_columns_compare_with_pop_and_the_same_prompts_zero_shot(levers):
         levers.pair_lines([zero, trained, *seed1], [["t", "z"]], [0, 2])
 
 
+def test_pop_agreement_splits_hits_by_whether_the_first_choice_is_pops(levers):
+    pop = {"test_top1": "0 1 2 3"}
+    row = {"test_top1": "0 1 5 6", "test_hits": "1001"}  # agrees on two samples; of the other two, one hit
+    assert levers.pop_agreement(row, pop) == {"pops_pick": 0.5, "hr1_off_pops_pick": 0.5}
+    assert levers.pop_agreement({**row, "test_top1": "0 1 2 3"}, pop) == {"pops_pick": 1.0, "hr1_off_pops_pick": None}
+    assert levers.pop_agreement({"test_hits": "1001"}, pop) == {}  # a row from before the column
+
+
 def test_pooled_lines_pair_a_setting_with_pop_and_its_zero_shot_over_seeds(levers, monkeypatch):
     monkeypatch.setitem(levers.SETTINGS, "t", ("llara", {"prompt": "history-only"}, ""))
 
@@ -182,7 +192,7 @@ def test_gate_columns_say_whether_the_mixture_differs_per_user(levers, tmp_path,
     assert 0 <= row["gate_mi_init"] <= math.log(2)
     assert not levers.lacks_outcomes(row) and levers.lacks_outcomes({k: v for k, v in row.items() if k != "gate_mi_init"})
     again = levers.saved_hits(session, row, tmp_path / "work" / "levers" / "tiny-ilora" / "adapter")
-    assert again == {k: row[k] for k in ("test_hits", "gate_entropy", "gate_mi", "gate_mi_init")}
+    assert again == {k: row[k] for k in ("test_hits", "test_top1", "gate_entropy", "gate_mi", "gate_mi_init")}
     # gate_mi_init means something because the seed fixes the router's initialisation (two untrained
     # builds agree), and training moved the router away from it.
     overrides = levers.SETTINGS["tiny-ilora"][1]
