@@ -72,11 +72,10 @@ def outcomes(root: Path, candidates: Path, record: dict[str, Any], counts: np.nd
     if len(samples) != len(test):
         raise UserError(f"{record['_path']}: {len(samples)} samples, but {path} has {len(test)} test rows")
     choice = np.array([s.get("choice", -1) for s in samples])
-    rows = np.arange(len(test))
     pop_pick = np.argmax(counts[test.candidates], axis=1)  # ties: the first listed, as argmax breaks them
     target = test.target_index
     return {"choice": choice, "agree": choice == pop_pick, "hit": choice == target, "pop_hit": pop_pick == target,
-            "valid": choice >= 0, "n_candidates": np.full(len(rows), test.candidates.shape[1])}
+            "valid": choice >= 0, "n_candidates": np.full(len(test), test.candidates.shape[1])}
 
 
 def row(group: tuple[str, str, str], seeds: list[int], parts: list[dict[str, np.ndarray]]) -> list[Any]:
