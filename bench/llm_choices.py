@@ -34,7 +34,7 @@ from harness.errors import UserError  # noqa: E402
 from harness.protocol import SplitSpec, make_split, read_candidates  # noqa: E402
 from harness.records import RecordStore  # noqa: E402
 
-HEADERS = ["method", "llm", "profile", "seeds", "answers named a candidate", "most chosen position (share)",
+HEADERS = ["method", "dataset", "llm", "profile", "seeds", "answers named a candidate", "most chosen position (share)",
            "chi-square p of positions", "choice = pop's pick", "HR@1 when it is", "HR@1 when not",
            "pop's HR@1 when not", "HR@1 (generate)", "pop's HR@1"]
 
@@ -78,7 +78,7 @@ def outcomes(root: Path, candidates: Path, record: dict[str, Any], counts: np.nd
             "valid": choice >= 0, "n_candidates": np.full(len(test), test.candidates.shape[1])}
 
 
-def row(group: tuple[str, str, str], seeds: list[int], parts: list[dict[str, np.ndarray]]) -> list[Any]:
+def row(group: tuple[str, str, str, str], seeds: list[int], parts: list[dict[str, np.ndarray]]) -> list[Any]:
     o = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     valid = o["valid"]
     chosen = o["choice"][valid]
@@ -100,7 +100,7 @@ def table(root: Path, candidates: Path, llm: str | None = None, pooled: bool = F
     if not (root / "runs").is_dir():
         raise UserError(f"{root}: no runs/ folder (not a results folder)")
     cache: dict[tuple[str, int], np.ndarray] = {}
-    groups: dict[tuple[str, str, str], list[tuple[int, dict[str, np.ndarray]]]] = defaultdict(list)
+    groups: dict[tuple[str, str, str, str], list[tuple[int, dict[str, np.ndarray]]]] = defaultdict(list)
     for record in RecordStore(root).load_all():
         if record.get("status") != "ok" or "generate" not in record["metrics"]["test"]:
             continue
@@ -108,7 +108,7 @@ def table(root: Path, candidates: Path, llm: str | None = None, pooled: bool = F
         if llm and params.get("llm") != llm:
             continue
         profile = str(params.get("profile", "")) + (" + history loss" if params.get("history_loss") else "")
-        group = (record["method"], str(params.get("llm", "")), profile)
+        group = (record["method"], record["dataset"]["name"], str(params.get("llm", "")), profile)
         groups[group].append((int(record["seed"]), outcomes(root, candidates, record, pop_counts(record, cache))))
     rows = []
     for group in sorted(groups):

@@ -199,11 +199,12 @@ def test_llm_choices_reads_position_bias_and_agreement_with_pop(tmp_path):
         (folder / "fake.json").write_text(json.dumps(fake))
         (folder / "fake.samples.jsonl").write_text("".join(json.dumps({"i": i, "choice": int(c)}) + "\n"
                                                            for i, c in enumerate(picks)))
-    rows = {r[0]: r for r in choices.table(tmp_path, tmp_path / "nowhere")}
+    rows = {r[0]: dict(zip(choices.HEADERS, r)) for r in choices.table(tmp_path, tmp_path / "nowhere")}
     assert set(rows) == {"llm-agree", "llm-first"}  # pop has no generated answers
-    assert rows["llm-agree"][7] == "1.000"
-    assert rows["llm-agree"][8] == rows["llm-agree"][-1] == f"{np.mean(pop_pick == test.target_index):.3f}"
-    assert rows["llm-first"][5] == "0 (1.00)" and float(rows["llm-first"][6]) < 1e-6
+    agree, first = rows["llm-agree"], rows["llm-first"]
+    assert agree["dataset"] == "synthetic" and agree["choice = pop's pick"] == "1.000"
+    assert agree["HR@1 when it is"] == agree["pop's HR@1"] == f"{np.mean(pop_pick == test.target_index):.3f}"
+    assert first["most chosen position (share)"] == "0 (1.00)" and float(first["chi-square p of positions"]) < 1e-6
 
     fake["candidates"] = fake["candidates"] | {"sha256": "0" * 64}  # another file under the same name
     (tmp_path / "runs" / "synthetic" / "llm-first" / "fake.json").write_text(json.dumps(fake))
