@@ -39,28 +39,39 @@ def likelihood(
     progress = Progress(n, "likelihood", "sample", log, leave=False)
     for start in range(0, n, batch_size):
         rows = range(start, min(n, start + batch_size))
-        hist = [tuple(histories[i]) for i in rows]
         batch = rec.collate([rec.encode(histories[i], candidates[i], rec.design.hybrid) for i in rows])
-        out, gate = rec.forward(batch, hist, use_cache=True, logits_to_keep=1)
+        conts = [answers[int(candidates[i, j])] for i in rows for j in range(c)]
+        total, gate = candidate_logp(rec, batch, [tuple(histories[i]) for i in rows], conts, c,
+                                     check=f"samples {start}..{rows[-1]}")
         if gate is not None:
             gates.append(gate.float().cpu().numpy())
         b = len(rows)
-        conts = [answers[int(candidates[i, j])] for i in rows for j in range(c)]
-        cache = getattr(out, CACHE)
-        cache.batch_repeat_interleave(c)
-        rec.set_gate(None if gate is None else gate.repeat_interleave(c, dim=0))
-        next_logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1).repeat_interleave(c, dim=0)
-        if not torch.isfinite(next_logp).all():
-            raise FloatingPointError(f"likelihood: non-finite log-probabilities after the prompt pass of samples "
-                                     f"{start}..{start + b - 1} (the prompt, not the candidate titles)")
-        total = _continuations(rec, cache, batch.attention_mask.repeat_interleave(c, dim=0), next_logp, conts)
-        if not torch.isfinite(total).all():
-            raise FloatingPointError(f"likelihood: non-finite candidate scores in the continuation pass of samples "
-                                     f"{start}..{start + b - 1}")
-        scores[start : start + b] = total.view(b, c).double().cpu().numpy()
+        scores[start : start + b] = total.double().cpu().numpy()
         progress.update(b)
     progress.close()
     return scores, (np.concatenate(gates) if gates else None)
+
+
+def candidate_logp(
+    rec: LLMRecommender, batch: Any, histories: list[tuple[int, ...]], conts: list[list[int]], c: int,
+    check: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """[B, C] summed log-probabilities of each prompt's C continuations (`conts`, row-major), from one
+    prompt pass whose key/value cache is repeated C times; and the [B, K] gates (or None). Under
+    no_grad for scoring; with gradients for training (`training.candidate_loss`). `check` names the
+    rows in the error a non-finite score raises (scoring); training checks its loss itself."""
+    out, gate = rec.forward(batch, histories, use_cache=True, logits_to_keep=1)
+    cache = getattr(out, CACHE)
+    cache.batch_repeat_interleave(c)
+    rec.set_gate(None if gate is None else gate.repeat_interleave(c, dim=0))
+    next_logp = torch.log_softmax(out.logits[:, -1].float(), dim=-1).repeat_interleave(c, dim=0)
+    if check and not torch.isfinite(next_logp).all():
+        raise FloatingPointError(f"likelihood: non-finite log-probabilities after the prompt pass of {check} "
+                                 f"(the prompt, not the candidate titles)")
+    total = _continuations(rec, cache, batch.attention_mask.repeat_interleave(c, dim=0), next_logp, conts)
+    if check and not torch.isfinite(total).all():
+        raise FloatingPointError(f"likelihood: non-finite candidate scores in the continuation pass of {check}")
+    return total.view(len(histories), c), gate
 
 
 SEGMENT = 6  # continuation tokens per pass; ml-100k titles average 5.4 tokens, the longest 23
