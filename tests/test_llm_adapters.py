@@ -319,6 +319,30 @@ def test_history_loss_is_the_full_logits_loss_on_answer_and_history_title_tokens
     assert not torch.isclose(answer_only, picked)  # the history tokens did change the loss
 
 
+@pytest.mark.parametrize("experts, hybrid", [(0, False), (4, True)])
+def test_candidate_loss_is_the_answer_loss_plus_cross_entropy_over_the_test_time_scores(tiny_llm, experts, hybrid):
+    """The listwise ablation trains on the very scores `likelihood` ranks by at test time: its value is
+    the answer-only loss plus the cross-entropy of the target among those scores, and the cached
+    prompt pass carries gradients to the adapters (and to the router, with experts)."""
+    from methods.llm.scoring import likelihood
+    from methods.llm.training import TrainItem, answer_loss, candidate_loss
+
+    rec = _rec(tiny_llm, experts=experts, hybrid=hybrid)
+    _perturb_b(rec)
+    hist, cands = _samples(4, 6)
+    items = [TrainItem(h, tuple(int(x) for x in c), int(c[k])) for k, (h, c) in enumerate(zip(hist, cands))]
+    scores, _ = likelihood(rec, hist, cands, 2)  # eval mode from here on: no LoRA dropout in either loss
+    target = torch.arange(4)
+    want = answer_loss(rec, items, hybrid) + torch.nn.functional.cross_entropy(torch.tensor(scores).float(), target)
+    got = candidate_loss(rec, items, hybrid)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    got.backward()
+    grads = {k: p.grad for k, p in rec.trainable().items()}
+    assert any(g is not None and g.abs().sum() > 0 for k, g in grads.items() if "lora_A" in k)
+    if experts:
+        assert any(g is not None and g.abs().sum() > 0 for k, g in grads.items() if k.startswith("extra.router."))
+
+
 def test_title_positions_find_each_history_title_in_order_and_tolerate_a_merged_last_token():
     from methods.llm.batches import title_positions
 

@@ -176,6 +176,32 @@ def test_history_loss_is_an_option_recorded_only_when_on(tiny_llm, tmp_path, mon
         assert (True in seen) == on and seen[-1] == on  # the first call, timing a warm-up step, is always answer-only
 
 
+def test_candidate_loss_is_an_option_recorded_only_when_on_and_not_with_history_loss(tiny_llm, tmp_path, monkeypatch):
+    import methods.llm.training as training
+    from harness.errors import UserError
+    from harness.runner import RunPlan, Session
+    from methods.base import METHODS
+
+    def params(**llara):
+        plan = RunPlan(dataset="synthetic", out=tmp_path, device="cpu", shared={"llm": str(tiny_llm)}, params={"llara": llara})
+        return Session(plan).params_for("llara")
+
+    assert "candidate_loss" not in params(candidate_loss=False) and params(candidate_loss=True)["candidate_loss"] is True
+    with pytest.raises(UserError, match="history_loss and candidate_loss are separate ablations"):
+        params(candidate_loss=True, history_loss=True)
+    with pytest.raises(UserError, match="candidate_loss=1 must be true or false"):
+        params(candidate_loss=1)
+    llara = METHODS.get("llara").obj
+    assert "listwise loss over the candidates too" in llara.plan({**llara.defaults, "candidate_loss": True})
+    calls: list[int] = []
+    real = training.candidate_loss
+    monkeypatch.setattr(training, "candidate_loss", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    session = _session(tmp_path)
+    split, cands = session.prepare(0)
+    _method("llara", session, tmp_path / "on", llm=str(tiny_llm), **TINY_RUN, candidate_loss=True).fit(split.train, cands.valid)
+    assert len(calls) > 1  # the timing step, then every training step
+
+
 def test_training_items_are_deterministic_with_target_among_candidates(synthetic):
     from harness.protocol import SplitSpec, make_split
     from methods.llm.training import training_items

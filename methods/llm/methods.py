@@ -95,7 +95,12 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     # next-item events that SASRec trains on and the papers' answer-only loss ignores. Off = the papers'
     # objective. Recorded only when on (`resolve`), so records from before the option keep their hashes.
     "history_loss": False,
+    # A listwise loss over the window's listed candidates as well as the answer's (training.candidate_loss):
+    # pays for ranking the listed titles, not only for writing one. Off = the papers' objective, recorded
+    # only when on, as history_loss.
+    "candidate_loss": False,
 }
+OBJECTIVE_OPTIONS = {"history_loss": "loss on the history titles too", "candidate_loss": "listwise loss over the candidates too"}
 
 
 class LLMMethod(Method):
@@ -115,11 +120,14 @@ class LLMMethod(Method):
     @classmethod
     def resolve(cls, params: dict[str, Any]) -> dict[str, Any]:
         settings = resolve_settings(params)
-        if "history_loss" in settings:
-            if not isinstance(settings["history_loss"], bool):
-                raise UserError(f"{cls.__name__.lower()}: history_loss={settings['history_loss']!r} must be true or false")
-            if not settings["history_loss"]:
-                del settings["history_loss"]  # the papers' objective, recorded as before the option existed
+        for option in OBJECTIVE_OPTIONS:
+            if option in settings:
+                if not isinstance(settings[option], bool):
+                    raise UserError(f"{cls.__name__.lower()}: {option}={settings[option]!r} must be true or false")
+                if not settings[option]:
+                    del settings[option]  # the papers' objective, recorded as before the option existed
+        if settings.get("history_loss") and settings.get("candidate_loss"):
+            raise UserError(f"{cls.__name__.lower()}: history_loss and candidate_loss are separate ablations; set one")
         llm = str(settings["llm"])
         if llm in SHIPPED:
             package_dir(llm)  # its wheel is installed, or a one-line error before any run starts
@@ -159,7 +167,7 @@ class LLMMethod(Method):
         if not cls.trains:
             return f"on {s['llm']}: {scoring}; {estimate}"
         budget = "every training window" if not s["train_samples"] else f"{s['train_samples']} sampled training windows"
-        objective = ", loss on the history titles too" if s.get("history_loss") else ""
+        objective = "".join(f", {words}" for option, words in OBJECTIVE_OPTIONS.items() if s.get(option))
         return (f"on {s['llm']} (profile {s['profile']}{objective}): trains {budget} x {s['epochs']} epoch(s), batch "
                 f"{s['batch_size']} x {s['grad_accum']} accumulated, then {scoring}; {estimate}")
 
@@ -255,14 +263,14 @@ class LLMMethod(Method):
             router_lr_scale=s.get("router_lr_scale", 0.3), seed=self.ctx.seed,
             curriculum=rec.design.hybrid and s.get("curriculum", True),  # bench/llm_levers.py may switch it off
             max_grad_norm=PROFILES[s["profile"]].get("max_grad_norm"),
-            history_loss=s["history_loss"],
+            history_loss=s["history_loss"], candidate_loss=s["candidate_loss"],
             **{k: s[k] for k in ("warmup_fraction", "final_lr_fraction") if k in s},  # bench/llm_levers.py's knobs
         )
         micro = -(-len(items) // cfg.batch_size)
         steps = -(-micro // cfg.grad_accum) * cfg.epochs
         typical = typical_micro_batch(rec, items, cfg.batch_size)
         estimate_step_seconds(rec, typical, cfg.batch_size)  # the first call carries one-off costs (about 2x on Gemma)
-        per_micro = estimate_step_seconds(rec, typical, cfg.batch_size, history=cfg.history_loss)
+        per_micro = estimate_step_seconds(rec, typical, cfg.batch_size, history=cfg.history_loss, candidates=cfg.candidate_loss)
         log.info(
             "%s: training %d samples (of %d windows) x %d epoch(s) = %d optimiser steps of %d x %d; "
             "one micro-batch takes ~%.1f s here, so ~%.1f min of training%s",
