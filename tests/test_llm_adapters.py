@@ -319,11 +319,12 @@ def test_history_loss_is_the_full_logits_loss_on_answer_and_history_title_tokens
     assert not torch.isclose(answer_only, picked)  # the history tokens did change the loss
 
 
-@pytest.mark.parametrize("experts, hybrid", [(0, False), (4, True)])
-def test_candidate_loss_is_the_answer_loss_plus_cross_entropy_over_the_test_time_scores(tiny_llm, experts, hybrid):
+@pytest.mark.parametrize("experts, hybrid, negatives", [(0, False, None), (4, True, 2)])
+def test_candidate_loss_is_the_answer_loss_plus_cross_entropy_over_the_test_time_scores(tiny_llm, experts, hybrid, negatives):
     """The listwise ablation trains on the very scores `likelihood` ranks by at test time: its value is
-    the answer-only loss plus the cross-entropy of the target among those scores, and the cached
-    prompt pass carries gradients to the adapters (and to the router, with experts)."""
+    the answer-only loss plus the cross-entropy of the target among those scores (the target's and
+    the first `negatives` other listed ones'), and the cached prompt pass carries gradients to the
+    adapters (and to the router, with experts)."""
     from methods.llm.scoring import likelihood
     from methods.llm.training import TrainItem, answer_loss, candidate_loss
 
@@ -332,9 +333,10 @@ def test_candidate_loss_is_the_answer_loss_plus_cross_entropy_over_the_test_time
     hist, cands = _samples(4, 6)
     items = [TrainItem(h, tuple(int(x) for x in c), int(c[k])) for k, (h, c) in enumerate(zip(hist, cands))]
     scores, _ = likelihood(rec, hist, cands, 2)  # eval mode from here on: no LoRA dropout in either loss
-    target = torch.arange(4)
-    want = answer_loss(rec, items, hybrid) + torch.nn.functional.cross_entropy(torch.tensor(scores).float(), target)
-    got = candidate_loss(rec, items, hybrid)
+    cols = [[k, *[j for j in range(6) if j != k][:negatives]] for k in range(4)]
+    picked = torch.tensor([scores[k, row] for k, row in enumerate(cols)]).float()
+    want = answer_loss(rec, items, hybrid) + torch.nn.functional.cross_entropy(picked, torch.zeros(4, dtype=torch.long))
+    got = candidate_loss(rec, items, hybrid, negatives=negatives)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
     got.backward()
     grads = {k: p.grad for k, p in rec.trainable().items()}
