@@ -191,8 +191,13 @@ def test_candidate_loss_is_an_option_recorded_only_when_on_and_not_with_history_
         params(candidate_loss=True, history_loss=True)
     with pytest.raises(UserError, match="candidate_loss=1 must be true or false"):
         params(candidate_loss=1)
+    from methods.llm.methods import CPU_COST
+
     llara = METHODS.get("llara").obj
     assert "listwise loss over the candidates too" in llara.plan({**llara.defaults, "candidate_loss": True})
+    long_run = {**llara.defaults, "profile": "cpu-long"}
+    train_minutes = llara.estimate_minutes(long_run) - CPU_COST["smollm2"][1]
+    assert llara.estimate_minutes(long_run | {"candidate_loss": True}) - CPU_COST["smollm2"][1] == pytest.approx(1.6 * train_minutes)
     calls: list[int] = []
     real = training.candidate_loss
     monkeypatch.setattr(training, "candidate_loss", lambda *a, **kw: calls.append(1) or real(*a, **kw))
