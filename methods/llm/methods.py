@@ -70,10 +70,7 @@ def _train_minutes_cpu(settings: dict[str, Any], cost: tuple[float, float]) -> f
     """Training minutes on 2 CPU cores at `cost`; None when it trains every window (no CPU budget)."""
     if not settings["train_samples"]:
         return None
-    # history_loss runs the LM head on ~10x the positions: 24.2 against 17.7 min for the same 1600 Gemma windows
-    # (README's levers table, ilora-1600-histonly with and without it). candidate_loss runs it on the title tokens
-    # of 5 candidates per window: 46.3 against 29.0 min for llara's 1600 cpu-long Gemma windows on the same AMD EPYC.
-    factor = 1.4 if settings.get("history_loss") else 1.6 if settings.get("candidate_loss") else 1.0
+    factor = next((cost_factor for option, (_, cost_factor) in OBJECTIVE_OPTIONS.items() if settings.get(option)), 1.0)
     return settings["train_samples"] * settings["epochs"] * cost[0] * factor / 60
 
 
@@ -101,7 +98,14 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     # only when on, as history_loss.
     "candidate_loss": False,
 }
-OBJECTIVE_OPTIONS = {"history_loss": "loss on the history titles too", "candidate_loss": "listwise loss over the candidates too"}
+# Each objective option: its words in the plan line, and its training time against the papers' loss on 2 CPU
+# cores. history_loss runs the LM head on ~10x the positions: 24.2 against 17.7 min for the same 1600 Gemma
+# windows (README's levers table, ilora-1600-histonly with and without it). candidate_loss runs it on the title
+# tokens of 5 candidates per window: 46.3 against 29.0 min for llara's 1600 cpu-long Gemma windows (same AMD EPYC).
+OBJECTIVE_OPTIONS: dict[str, tuple[str, float]] = {
+    "history_loss": ("loss on the history titles too", 1.4),
+    "candidate_loss": ("listwise loss over the candidates too", 1.6),
+}
 
 
 class LLMMethod(Method):
@@ -168,7 +172,7 @@ class LLMMethod(Method):
         if not cls.trains:
             return f"on {s['llm']}: {scoring}; {estimate}"
         budget = "every training window" if not s["train_samples"] else f"{s['train_samples']} sampled training windows"
-        objective = "".join(f", {words}" for option, words in OBJECTIVE_OPTIONS.items() if s.get(option))
+        objective = "".join(f", {words}" for option, (words, _) in OBJECTIVE_OPTIONS.items() if s.get(option))
         return (f"on {s['llm']} (profile {s['profile']}{objective}): trains {budget} x {s['epochs']} epoch(s), batch "
                 f"{s['batch_size']} x {s['grad_accum']} accumulated, then {scoring}; {estimate}")
 
