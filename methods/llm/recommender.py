@@ -102,6 +102,11 @@ class LLMRecommender:
             enc.extra_labels = title_positions(enc.ids, titles, enc.answer_start)
         return enc
 
+    def answer_ids(self, item: int) -> list[int]:
+        """The token ids of `item`'s title written as an answer: what likelihood scoring sums the
+        log-probabilities of, at test time and in the listwise training loss alike."""
+        return list(self.piece_ids(answer_text(self.titles[item]), False))
+
     def collate(self, rows: list[Encoded]) -> Batch:
         return collate(rows, self.tokenizer.pad_token_id).to(self.device)
 

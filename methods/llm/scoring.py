@@ -19,7 +19,6 @@ import torch
 
 from harness.compat import kv_cache_argument
 from harness.progress import Progress
-from methods.llm.prompts import answer_text
 from methods.llm.recommender import LLMRecommender
 
 log = logging.getLogger("ilora_bench")
@@ -33,7 +32,7 @@ def likelihood(
     """[N, C] log-probabilities of each candidate title as the answer; and the [N, K] gates (or None)."""
     rec.train(False)
     n, c = candidates.shape
-    answers = {int(i): list(rec.piece_ids(answer_text(rec.titles[int(i)]), False)) for i in np.unique(candidates)}
+    answers = {int(i): rec.answer_ids(int(i)) for i in np.unique(candidates)}
     scores = np.zeros((n, c), dtype=np.float64)
     gates = []
     progress = Progress(n, "likelihood", "sample", log, leave=False)

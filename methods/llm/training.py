@@ -36,7 +36,6 @@ from harness.compat import training_attention
 from harness.data import Sample
 from harness.progress import Progress
 from methods.llm.batches import IGNORE, length_buckets
-from methods.llm.prompts import answer_text
 from methods.llm.recommender import LLMRecommender
 from methods.llm.scoring import candidate_logp
 
@@ -152,9 +151,8 @@ def train(
                     g["lr"] = base * factor
                 step_loss, bad = 0.0, ""
                 for idx in group:
-                    micro = [items[i] for i in idx]
-                    loss = (candidate_loss(rec, micro, hybrid) if cfg.candidate_loss
-                            else answer_loss(rec, micro, hybrid, history=cfg.history_loss))
+                    loss = objective_loss(rec, [items[i] for i in idx], hybrid, history=cfg.history_loss,
+                                          candidates=cfg.candidate_loss)
                     if not torch.isfinite(loss):
                         bad = f"loss {loss.item()}"
                         break
@@ -338,11 +336,21 @@ def candidate_loss(
     others = [[j for j in it.candidates if j != it.target] for it in items]
     scored = [[it.target, *(rest if negatives is None else rest[:negatives])] for it, rest in zip(items, others)]
     n, c = len(items), len(scored[0])
-    conts = [list(rec.piece_ids(answer_text(rec.titles[j]), False)) for row in scored for j in row]
+    conts = [rec.answer_ids(j) for row in scored for j in row]
     with training_attention(rec.device):
         total, _ = candidate_logp(rec, batch, [it.history for it in items], conts, c)
     answer = -total[:, 0].sum() / sum(len(conts[k * c]) for k in range(n))
     return answer + torch.nn.functional.cross_entropy(total, torch.zeros(n, dtype=torch.long, device=total.device))
+
+
+def objective_loss(
+    rec: LLMRecommender, items: list[TrainItem], hybrid: bool, *, history: bool = False, candidates: bool = False,
+    all_logits: bool = False,
+) -> torch.Tensor:
+    """The loss the objective options pick, in one place for the training loop and its timing step."""
+    if candidates:
+        return candidate_loss(rec, items, hybrid)
+    return answer_loss(rec, items, hybrid, all_logits=all_logits, history=history)
 
 
 def prompt_lengths(rec: LLMRecommender, items: list[TrainItem]) -> list[int]:
@@ -371,9 +379,7 @@ def estimate_step_seconds(
     the gradients are dropped), for the up-front time estimate and the benchmarks."""
     rec.train(True)
     t0 = time.perf_counter()
-    micro = items[:batch_size]
-    loss = candidate_loss(rec, micro, False) if candidates else answer_loss(rec, micro, False, all_logits=all_logits, history=history)
-    loss.backward()
+    objective_loss(rec, items[:batch_size], False, history=history, candidates=candidates, all_logits=all_logits).backward()
     seconds = time.perf_counter() - t0
     for p in rec.trainable().values():
         p.grad = None
