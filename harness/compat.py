@@ -154,6 +154,16 @@ def flush_denormal() -> Iterator[None]:
             torch.set_flush_denormal(False)
 
 
+@contextlib.contextmanager
+def quiet_peft() -> Iterator[None]:
+    """peft 0.21.2's `get_peft_model` reads `model.is_gradient_checkpointing`, which transformers 5.24
+    deprecated (renamed `is_activation_checkpointing`): a FutureWarning on every LLM run, harmless
+    (peft only asks whether to enable input gradients). Delete when peft reads the new name."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*is_gradient_checkpointing.*")
+        yield
+
+
 def kv_cache_argument() -> str:
     """The name of a transformers model's key/value-cache argument and output field.
 

@@ -56,6 +56,16 @@ def test_one_expert_is_plain_lora_exactly(tiny_llm):
     assert moe.trainable_count() - lora.trainable_count() == sum(p.numel() for p in moe.extra.parameters())
 
 
+@pytest.mark.parametrize("experts", [0, 4])
+def test_attaching_lora_shows_no_peft_deprecation_warning(tiny_llm, experts):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _rec(tiny_llm, experts=experts)
+    assert not [w for w in caught if "is_gradient_checkpointing" in str(w.message)]
+
+
 def test_uniform_gate_equals_lora_and_parameters_match(tiny_llm):
     lora, moe = _rec(tiny_llm, experts=0), _rec(tiny_llm, experts=4)
     lora_n = sum(p.numel() for k, p in lora.trainable().items())

@@ -26,6 +26,8 @@ from peft import LoraConfig, get_peft_model
 from peft.tuners.lora.layer import Linear as PeftLoraLinear
 from torch import nn
 
+from harness.compat import quiet_peft
+
 # Upstream iLoRA adapts every projection of the LLaMA block; tallrec and llara use the same
 # targets here so that the three differ only in what the paper says they differ in.
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -95,9 +97,11 @@ def attach_lora(model: nn.Module, spec: LoraSpec) -> tuple[nn.Module, GateState 
         bias="none", task_type="CAUSAL_LM",
     )
     if not spec.experts:
-        return get_peft_model(model, config), None
+        with quiet_peft():
+            return get_peft_model(model, config), None
     config._register_custom_module({nn.Linear: GatedLoraLinear})  # experimental peft API, 0.21.2
-    peft_model = get_peft_model(model, config)
+    with quiet_peft():
+        peft_model = get_peft_model(model, config)
     state = GateState(spec.experts)
     layers = [m for m in peft_model.modules() if isinstance(m, GatedLoraLinear)]
     if not layers:
