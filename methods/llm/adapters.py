@@ -96,12 +96,12 @@ def attach_lora(model: nn.Module, spec: LoraSpec) -> tuple[nn.Module, GateState 
         r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout, target_modules=list(spec.targets),
         bias="none", task_type="CAUSAL_LM",
     )
-    if not spec.experts:
-        with quiet_peft():
-            return get_peft_model(model, config), None
-    config._register_custom_module({nn.Linear: GatedLoraLinear})  # experimental peft API, 0.21.2
+    if spec.experts:
+        config._register_custom_module({nn.Linear: GatedLoraLinear})  # experimental peft API, 0.21.2
     with quiet_peft():
         peft_model = get_peft_model(model, config)
+    if not spec.experts:
+        return peft_model, None
     state = GateState(spec.experts)
     layers = [m for m in peft_model.modules() if isinstance(m, GatedLoraLinear)]
     if not layers:
