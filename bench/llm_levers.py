@@ -56,7 +56,7 @@ ATTENTION = "q_proj,k_proj,v_proj,o_proj"
 # name -> (method, overrides, note). The cpu profile is 160 windows, 1 epoch, 4 x 2, lr 5e-4.
 # An override named in KNOBS is not a method parameter (adding one would change the hash of every
 # committed record); it is set on the method's resolved settings, which `_train` reads.
-KNOBS = {"curriculum", "warmup_fraction", "final_lr_fraction", "projector_scale", "prompt"}
+KNOBS = {"curriculum", "warmup_fraction", "final_lr_fraction", "projector_scale"}
 TRAIN_PROBE = 95  # training windows scored for train_hr1 (as many as the test set has)
 SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "tallrec-cpu": ("tallrec", {}, "the cpu profile as shipped"),

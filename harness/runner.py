@@ -469,7 +469,8 @@ def run_benchmark(plan: RunPlan) -> RunSummary:
             raise UserError(f"--seeds: seed {s} outside 0..2^32-1")
     for key, value in plan.shared.items():
         if not any(key in e.obj.defaults for e in entries):
-            raise UserError(f"--{key} {value}: none of --methods {plan.methods} takes a {key} (the LLM methods do)")
+            option = f"--{key.replace('_', '-')}" + ("" if value is True else f" {value}")
+            raise UserError(f"{option}: none of --methods {plan.methods} takes a {key} (the LLM methods do)")
     session = Session(plan)
     if plan.tuned:
         session.use_tuned(names)

@@ -95,3 +95,26 @@ def test_llm_option_takes_a_local_model_folder_and_names_a_bad_one(tiny_llm, tmp
     out = run_cli("--methods", "tallrec", "--dataset", "synthetic", "--llm", str(tmp_path / "nope"), "--out", str(tmp_path))
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert f"llm='{tmp_path / 'nope'}' is not one of smollm2, gemma3-270m and not a local Hugging Face model folder" in out.stderr
+
+
+def test_prompt_and_history_loss_options_are_labelled_ablations_that_leave_paper_hashes_alone(tmp_path):
+    from harness.records import config_hash
+    from harness.runner import RunPlan, Session
+
+    paper = Session(RunPlan(dataset="synthetic", out=tmp_path, device="cpu", shared={"prompt": "paper"}))
+    default = Session(RunPlan(dataset="synthetic", out=tmp_path, device="cpu"))
+    for name in ("tallrec", "llm-zeroshot"):  # the papers' prompt is recorded as before the option existed
+        assert "prompt" not in paper.params_for(name)
+        assert config_hash(paper.params_for(name)) == config_hash(default.params_for(name))
+    ablation = Session(RunPlan(dataset="synthetic", out=tmp_path, device="cpu",
+                               shared={"prompt": "history-only", "history_loss": True}))
+    assert ablation.params_for("ilora")["prompt"] == "history-only" and ablation.params_for("ilora")["history_loss"] is True
+    assert ablation.params_for("llm-zeroshot")["prompt"] == "history-only"
+    assert "history_loss" not in ablation.params_for("llm-zeroshot")  # it does not train
+    out = run_cli("--methods", "tallrec", "--dataset", "synthetic", "--set", "tallrec.prompt=short", "--out", str(tmp_path))
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "tallrec: prompt='short'; known: paper, history-only" in out.stderr
+    out = run_cli("--methods", "pop", "--dataset", "synthetic", "--history-loss", "--out", str(tmp_path))
+    assert out.returncode == 2 and "none of --methods pop takes a history_loss" in out.stderr
+    out = run_cli("--methods", "tallrec", "--dataset", "synthetic", "--prompt", "short", "--out", str(tmp_path))
+    assert out.returncode == 2 and "invalid choice: 'short'" in out.stderr

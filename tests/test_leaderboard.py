@@ -105,6 +105,34 @@ def test_named_pairs_face_the_floors_within_one_llm_profile_and_backbone():
     assert [r[2] for r in table] == ["cpu-long · smollm2", "cpu-long · gemma3-270m"]
 
 
+def test_ablation_rows_pair_only_with_the_same_ablation_and_say_so():
+    from harness.report.leaderboard import Row, Section, _compare, _relative_rows, ablations
+
+    outcomes = {("c", i): 1 + (i % 3) for i in range(30)}
+
+    def row(method: str, **ablation) -> Row:
+        params = {"profile": "cpu-long", "llm": "gemma3-270m", **ablation} if method != "pop" else {}
+        run = {"params": params, "trainable_parameters": int(method != "llm-zeroshot"), "seed": 0, "candidates": {"sha256": "c"}}
+        tag = " ablation" if ablation else ""
+        return Row(f"{method}{tag}", method, "likelihood" if params else "rank", [run], dict(outcomes))
+
+    histonly = {"prompt": "history-only", "history_loss": True}
+    rows = [row("pop"), row("ilora"), row("tallrec"), row("llm-zeroshot"), row("ilora", **histonly),
+            row("tallrec", **histonly), row("llm-zeroshot", prompt="history-only")]
+    section = Section("s", "d", rows, [], [], [0], [])
+    _compare(section)
+    pairs = {(c.a.label, c.b.label) for c in section.named}
+    assert ("ilora ablation", "tallrec ablation") in pairs and ("ilora", "tallrec") in pairs
+    assert ("ilora ablation", "tallrec") not in pairs and ("ilora", "tallrec ablation") not in pairs
+    assert ("tallrec ablation", "pop") in pairs  # the floors without a prompt pair with any
+    # A history-loss row's zero-shot bar is the untrained backbone with the same prompt (it has no loss).
+    assert ("ilora ablation", "llm-zeroshot ablation") in pairs and ("ilora ablation", "llm-zeroshot") not in pairs
+    assert ("ilora", "llm-zeroshot") in pairs and ("ilora", "llm-zeroshot ablation") not in pairs
+    assert [r[2] for r in _relative_rows([section]) if r[0] == "d"] == ["cpu-long · gemma3-270m",
+                                                                        "cpu-long · gemma3-270m · history-only prompt · history loss"]
+    assert ablations({"prompt": "paper"}) == [] and ablations({}) == []
+
+
 def test_ilora_over_lora_is_its_own_holm_family():
     """The headline pairs are corrected over that table only, not over the whole section."""
     from harness.report import stats

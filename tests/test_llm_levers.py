@@ -72,9 +72,9 @@ def test_train_probe_reload_and_knobs(levers, tmp_path, monkeypatch):
     assert "projector_scale" not in params
     assert method.recommender().item_scale == pytest.approx(1.0) and method.record_extra()["item_scale"] == pytest.approx(1.0)
 
-    # The history-only prompt knob (an ablation) reaches every prompt the recommender builds.
+    # The history-only prompt (a method parameter since session 22, an ablation) reaches every prompt it builds.
     method, params = levers.build(session, method_name, {**overrides, "prompt": "history-only"}, 0, tmp_path / "m4")
-    assert "prompt" not in params
+    assert params["prompt"] == "history-only"
     rec = method.recommender()
     short = rec.encode(split.train[0].history, cands.test.candidates[0], False, 1)
     rec.list_candidates = True

@@ -138,7 +138,9 @@ def collect(records: list[dict[str, Any]], load_samples: Callable[[dict[str, Any
         for (method, phash), runs in sorted(by_params.items()):
             runs.sort(key=lambda r: r["seed"])
             name = method if len(variants[method]) == 1 else f"{method} [{phash[:6]}]"
-            if len(variants[method]) > 1:
+            if ablations(runs[0]["params"]):
+                name += " · ablation"
+            if len(variants[method]) > 1 or ablations(runs[0]["params"]):
                 tagged.append((name, runs[0]["params"]))
             tuning = runs[0].get("tuning")
             if tuning:
@@ -195,14 +197,31 @@ def _compare(section: Section) -> None:
 
 
 PAIRING_KEYS = ("profile", "llm")
+# The LLM methods' labelled ablations, with the papers' setting each departs from. The methods record
+# them only when they depart (`LLMMethod.resolve`), so a missing key means the papers' setting.
+ABLATIONS: dict[str, tuple[Any, str]] = {
+    "prompt": ("paper", "{} prompt"), "history_loss": (False, "history loss"), "candidate_loss": (False, "candidate loss"),
+}
+
+
+def ablations(params: dict[str, Any]) -> list[str]:
+    """Words for each ablation a run's parameters carry; empty for the papers' settings."""
+    return [words.format(params[k]) for k, (paper, words) in ABLATIONS.items() if params.get(k, paper) != paper]
 
 
 def _same_budget(a: Row, b: Row) -> bool:
     """LLM rows are paired only within one budget profile and one backbone (a cpu-long model
-    against a cpu one, or Gemma against SmolLM2, says nothing about the method); rows without
-    these parameters (ID models, pop) pair with any. Tuned rows still pair: their lr and rank
-    differ by design."""
+    against a cpu one, or Gemma against SmolLM2, says nothing about the method), and with the
+    same ablations; rows without these parameters (ID models, pop) pair with any. Tuned rows
+    still pair: their lr and rank differ by design."""
     pa, pb = (r.runs[0]["params"] for r in (a, b))
+    if "llm" in pa and "llm" in pb:
+        # An untrained row (llm-zeroshot) has no objective: a history-loss row's zero-shot bar is the
+        # backbone with the same prompt, as bench/llm_levers.py pairs them.
+        trained = all(r.runs[0].get("trainable_parameters", 0) > 0 for r in (a, b))
+        keys = ABLATIONS if trained else ("prompt",)
+        if any(pa.get(k, ABLATIONS[k][0]) != pb.get(k, ABLATIONS[k][0]) for k in keys):
+            return False
     return all(k not in pa or k not in pb or pa[k] == pb[k] for k in PAIRING_KEYS)
 
 
@@ -256,7 +275,7 @@ def _relative_rows(sections: list[Section]) -> list[list[str]]:
         point, low, high = stats.relative_improvement(a, b)
         ratio = c.a.runs[0]["trainable_parameters"] / max(1, c.b.runs[0]["trainable_parameters"])
         params = c.a.runs[0]["params"]
-        budget = " · ".join(str(params[k]) for k in PAIRING_KEYS if k in params)
+        budget = " · ".join([*(str(params[k]) for k in PAIRING_KEYS if k in params), *ablations(params)])
         rels.append(point)
         out.append([s.dataset, f"{c.a.label} vs {c.b.label}", budget, str(len(c.keys)), f"{b.mean():.4f}",
                     f"{a.mean():.4f}", _pct(point), f"[{_pct(low)}, {_pct(high)}]", _delta_by_seed(c, a, b),
@@ -391,17 +410,21 @@ def render_markdown(sections: list[Section], figures: dict[str, str] | None = No
             out.append("\nFailed runs (rerun the command to retry them):\n\n")
             out.extend(f"- {m} seed {seed}: {err}\n" for m, seed, err in s.failed)
         if s.tagged:
-            out.append("\nRows tagged [xxxxxx] are different parameter sets of the same method (hash of the parameters):\n\n")
+            marked = any(name.endswith(" · ablation") for name, _ in s.tagged)
+            out.append("\nRows tagged [xxxxxx] are different parameter sets of the same method (hash of the parameters)"
+                       + ("; rows marked · ablation depart from the papers' prompt or objective (`prompt`, `history_loss`, "
+                          "`candidate_loss` below) and are paired only with rows that depart the same way" if marked else "")
+                       + ":\n\n")
             out.extend(f"- {name}: `{json.dumps(params, sort_keys=True)}`\n" for name, params in s.tagged)
     relative = _relative_rows(sections)
     if relative:
         out.append("\n## iLoRA over plain LoRA (the paper's claim: +11.4% HR@1 on average)\n\n"
-                   "Paired on the same test samples, one row per budget profile, backbone and scoring mode. These "
+                   "Paired on the same test samples, one row per budget profile, backbone, ablation and scoring mode. These "
                    "pairs are the benchmark's headline question, so their Wilcoxon p-values are Holm-corrected "
                    "over this table's rows only; the section tables above correct the same pairs together with "
                    "all their other comparisons, hence a larger p there.\n\n")
         out.append(tabulate(
-            relative, headers=["data set", "rows (same profile and backbone)", "profile · backbone", "samples",
+            relative, headers=["data set", "rows (same profile and backbone)", "profile · backbone · ablations", "samples",
                                "tallrec HR@1", "ilora HR@1", "relative", "95% CI", "Δ HR@1 by seed", "p (Wilcoxon)",
                                "p (Holm, this table)", "params ratio"],
             tablefmt="github", disable_numparse=True,

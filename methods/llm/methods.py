@@ -71,6 +71,8 @@ def _train_minutes_cpu(settings: dict[str, Any], cost: tuple[float, float]) -> f
     if not settings["train_samples"]:
         return None
     factor = next((cost_factor for option, (_, cost_factor) in OBJECTIVE_OPTIONS.items() if settings.get(option)), 1.0)
+    if settings.get("prompt") == "history-only":
+        factor *= HISTORY_ONLY_COST
     return settings["train_samples"] * settings["epochs"] * cost[0] * factor / 60
 
 
@@ -82,7 +84,13 @@ def resolve_settings(params: dict[str, Any]) -> dict[str, Any]:
     return {k: (PROFILES[profile][k] if v is None and k in PROFILES[profile] else v) for k, v in params.items()}
 
 
-SCORING_DEFAULTS: dict[str, Any] = {"llm": "smollm2", "profile": "cpu", "max_new_tokens": None, "score_batch": None}
+# "paper" is the papers' prompt (history and the candidate list); "history-only" leaves the candidates out of the
+# text (prompts.HISTORY_ONLY), a labelled ablation: the issue-8 levers found it trains better on 2 CPU cores.
+PROMPTS = ("paper", "history-only")
+SCORING_DEFAULTS: dict[str, Any] = {
+    "llm": "smollm2", "profile": "cpu", "max_new_tokens": None, "score_batch": None,
+    "prompt": "paper",  # recorded only when not "paper" (`resolve`), so older records keep their hashes
+}
 TRAINING_DEFAULTS: dict[str, Any] = {
     **SCORING_DEFAULTS,
     "train_samples": None,  # training windows drawn (deterministically, by seed) from the split; 0 = all
@@ -102,6 +110,10 @@ TRAINING_DEFAULTS: dict[str, Any] = {
 # cores. history_loss runs the LM head on ~10x the positions: 24.2 against 17.7 min for the same 1600 Gemma
 # windows (README's levers table, ilora-1600-histonly with and without it). candidate_loss runs it on the title
 # tokens of 5 candidates per window: 46.3 against 29.0 min for llara's 1600 cpu-long Gemma windows (same AMD EPYC).
+# The history-only prompt drops the 20 listed titles, about half the tokens: 1600 Gemma windows with the history
+# loss trained in 17.7-22.1 min on the AMD EPYC (bench/llm_levers.py's *-1600-histonly-histloss-* rows, seeds 1-2),
+# where the paper's prompt with it would take 1600 x 1.1 x 1.4 s = 41 min.
+HISTORY_ONLY_COST = 0.5
 OBJECTIVE_OPTIONS: dict[str, tuple[str, float]] = {
     "history_loss": ("loss on the history titles too", 1.4),
     "candidate_loss": ("listwise loss over the candidates too", 1.6),
@@ -125,6 +137,10 @@ class LLMMethod(Method):
     @classmethod
     def resolve(cls, params: dict[str, Any]) -> dict[str, Any]:
         settings = resolve_settings(params)
+        if settings.get("prompt", "paper") not in PROMPTS:
+            raise UserError(f"{cls.__name__.lower()}: prompt={settings['prompt']!r}; known: {', '.join(PROMPTS)}")
+        if settings.get("prompt") == "paper":
+            del settings["prompt"]
         for option in OBJECTIVE_OPTIONS:
             if option in settings:
                 if not isinstance(settings[option], bool):
@@ -169,11 +185,12 @@ class LLMMethod(Method):
             estimate = f"~{cost[1]:.0f} min {where}"
         else:
             estimate = f"~{_train_minutes_cpu(s, cost):.0f} min training + ~{cost[1]:.0f} min scoring {where}"
+        prompt = ", the history-only prompt (an ablation: no candidate list)" if s.get("prompt") == "history-only" else ""
         if not cls.trains:
-            return f"on {s['llm']}: {scoring}; {estimate}"
+            return f"on {s['llm']}{prompt}: {scoring}; {estimate}"
         budget = "every training window" if not s["train_samples"] else f"{s['train_samples']} sampled training windows"
         objective = "".join(f", {words}" for option, (words, _) in OBJECTIVE_OPTIONS.items() if s.get(option))
-        return (f"on {s['llm']} (profile {s['profile']}{objective}): trains {budget} x {s['epochs']} epoch(s), batch "
+        return (f"on {s['llm']} (profile {s['profile']}{prompt}{objective}): trains {budget} x {s['epochs']} epoch(s), batch "
                 f"{s['batch_size']} x {s['grad_accum']} accumulated, then {scoring}; {estimate}")
 
     # ------------------------------------------------------------------ what the method is
@@ -206,7 +223,7 @@ class LLMMethod(Method):
             if self.settings.get("projector_scale") == "embedding":  # bench/llm_levers.py's knob
                 self._rec.item_scale = self._rec.embedding_scale()
                 self._extra["item_scale"] = round(self._rec.item_scale, 4)
-            if self.settings.get("prompt") == "history-only":  # bench/llm_levers.py's knob, an ablation
+            if self.settings.get("prompt") == "history-only":  # the labelled ablation (PROMPTS)
                 self._rec.list_candidates = False
                 self._extra["prompt"] = "history-only"
         return self._rec
