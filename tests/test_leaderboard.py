@@ -133,6 +133,22 @@ def test_ablation_rows_pair_only_with_the_same_ablation_and_say_so():
     assert ablations({"prompt": "paper"}) == [] and ablations({}) == []
 
 
+def test_a_prompt_without_the_candidate_list_gets_no_generate_row():
+    """Greedy generation has nothing to name without the list; the record keeps the mode, the board drops it."""
+    def record(prompt: str | None) -> dict:
+        params = {"llm": "gemma3-270m", "profile": "cpu-long", **({"prompt": prompt} if prompt else {})}
+        modes = {"generate": {"HR@1": 0.0, "ValidRatio": 0.02}, "likelihood": {"HR@1": 0.3, "ValidRatio": 1.0}}
+        return {"method": "ilora", "params": params, "seed": 0, "status": "ok", "command": "run", "trainable_parameters": 1,
+                "dataset": {"name": "d", "fingerprint": "f" * 12},
+                "split": {"scheme": "llara", "max_history": 10, "min_history": 3},
+                "candidates": {"sha256": "c", "n_negatives": 19, "exclude": "seen"}, "metrics": {"test": modes}}
+
+    samples = [{"i": i, "rank": {"generate": 20, "likelihood": 1 + i % 3}} for i in range(6)]
+    [section] = collect([record(None), record("history-only")], lambda r: samples)
+    modes = sorted((r.label.endswith("· ablation") or "· ablation (" in r.label, r.mode) for r in section.rows)
+    assert modes == [(False, "generate"), (False, "likelihood"), (True, "likelihood")]
+
+
 def test_ilora_over_lora_is_its_own_holm_family():
     """The headline pairs are corrected over that table only, not over the whole section."""
     from harness.report import stats

@@ -145,7 +145,7 @@ def collect(records: list[dict[str, Any]], load_samples: Callable[[dict[str, Any
             tuning = runs[0].get("tuning")
             if tuning:
                 name += f" · tuned ({tuning['complete'] + tuning['pruned'] + tuning['failed']} trials)"
-            modes = [m for m in runs[0]["metrics"]["test"] if m != "full"]
+            modes = [m for m in runs[0]["metrics"]["test"] if m != "full" and m not in _moot_modes(runs[0]["params"])]
             samples = {id(r): load_samples(r) for r in runs}
             for mode in modes:
                 row = Row(name if len(modes) == 1 else f"{name} ({mode})", method, mode, runs,
@@ -207,6 +207,15 @@ ABLATIONS: dict[str, tuple[Any, str]] = {
 def ablations(params: dict[str, Any]) -> list[str]:
     """Words for each ablation a run's parameters carry; empty for the papers' settings."""
     return [words.format(params[k]) for k, (paper, words) in ABLATIONS.items() if params.get(k, paper) != paper]
+
+
+# A prompt without the candidate list leaves greedy generation nothing to name: it scores 0 with ValidRatio
+# ~0.02 (the records keep it), and its rows would only crowd the tables and the Holm corrections.
+NO_LIST_PROMPTS = ("history-only",)
+
+
+def _moot_modes(params: dict[str, Any]) -> tuple[str, ...]:
+    return ("generate",) if params.get("prompt") in NO_LIST_PROMPTS else ()
 
 
 def _same_budget(a: Row, b: Row) -> bool:
@@ -413,7 +422,9 @@ def render_markdown(sections: list[Section], figures: dict[str, str] | None = No
             marked = any(name.endswith(" · ablation") for name, _ in s.tagged)
             out.append("\nRows tagged [xxxxxx] are different parameter sets of the same method (hash of the parameters)"
                        + ("; rows marked · ablation depart from the papers' prompt or objective (`prompt`, `history_loss`, "
-                          "`candidate_loss` below) and are paired only with rows that depart the same way" if marked else "")
+                          "`candidate_loss` below) and are paired only with rows that depart the same way; a history-only prompt "
+                          "lists no candidates to name, so its (generate) rows are left out (the records keep them)"
+                          if marked else "")
                        + ":\n\n")
             out.extend(f"- {name}: `{json.dumps(params, sort_keys=True)}`\n" for name, params in s.tagged)
     relative = _relative_rows(sections)
