@@ -145,7 +145,8 @@ def collect(records: list[dict[str, Any]], load_samples: Callable[[dict[str, Any
             tuning = runs[0].get("tuning")
             if tuning:
                 name += f" · tuned ({tuning['complete'] + tuning['pruned'] + tuning['failed']} trials)"
-            modes = [m for m in runs[0]["metrics"]["test"] if m != "full" and m not in _moot_modes(runs[0]["params"])]
+            skip = {"full", *_moot_modes(runs[0]["params"])}
+            modes = [m for m in runs[0]["metrics"]["test"] if m not in skip]
             samples = {id(r): load_samples(r) for r in runs}
             for mode in modes:
                 row = Row(name if len(modes) == 1 else f"{name} ({mode})", method, mode, runs,
