@@ -38,6 +38,21 @@ def timed_pass(rec: LLMRecommender, groups: list[list]) -> list[float]:
     return [estimate_step_seconds(rec, items, len(items)) for items in groups]
 
 
+def real_micro_batches(llm: str, dataset: str, n: int, batch: int) -> tuple[LLMRecommender, list[list], list[int]]:
+    """tallrec's LoRA recommender and `n` real training micro-batches of `batch` windows, length-bucketed as
+    the training loop makes them and spread over the length range as an epoch sees it; and each one's
+    padded token count. Shared with bench/llm_bf16.py, so both time the same batches."""
+    torch.manual_seed(0)
+    session = Session(RunPlan(dataset=dataset, out=Path("/tmp/ilora-bench-compile"), device="cpu"))
+    split, cands = session.prepare(0)
+    items = training_items(split.train, session.data.n_items, cands.valid.candidates.shape[1], batch * n * 4, 0)
+    rec = LLMRecommender(llm, "cpu", session.data.titles, domain_for(session.data.name), Design(lora=LoraSpec()), seed=0)
+    lengths = [len(rec.encode(it.history, it.candidates, False, it.target).ids) for it in items]
+    buckets = sorted(length_buckets(lengths, batch, np.random.default_rng(0)), key=lambda b: lengths[b[0]])
+    chosen = buckets[:: max(1, len(buckets) // n)][:n]
+    return rec, [[items[i] for i in b] for b in chosen], [max(lengths[i] for i in b) for b in chosen]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--llm", default="smollm2")
@@ -46,17 +61,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4, help="training micro-batch (the cpu profiles use 4)")
     parser.add_argument("--mode", default="default", help="torch.compile mode (default, reduce-overhead, max-autotune)")
     args = parser.parse_args()
-    torch.manual_seed(0)
-    session = Session(RunPlan(dataset=args.dataset, out=Path("/tmp/ilora-bench-compile"), device="cpu"))
-    split, cands = session.prepare(0)
-    items = training_items(split.train, session.data.n_items, cands.valid.candidates.shape[1], args.batch * args.batches * 4, 0)
-    rec = LLMRecommender(args.llm, "cpu", session.data.titles, domain_for(session.data.name), Design(lora=LoraSpec()), seed=0)
-    lengths = [len(rec.encode(it.history, it.candidates, False, it.target).ids) for it in items]
-    buckets = sorted(length_buckets(lengths, args.batch, np.random.default_rng(0)), key=lambda b: lengths[b[0]])
-    step = max(1, len(buckets) // args.batches)  # spread over the length range, as an epoch sees it
-    chosen = buckets[::step][: args.batches]
-    groups = [[items[i] for i in b] for b in chosen]
-    tokens = [max(lengths[i] for i in b) for b in chosen]
+    rec, groups, tokens = real_micro_batches(args.llm, args.dataset, args.batches, args.batch)
     timed_pass(rec, groups[:1])  # warm-up
     eager = timed_pass(rec, groups)
     rec.model.compile(dynamic=True, mode=args.mode)

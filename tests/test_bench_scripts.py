@@ -210,3 +210,14 @@ def test_llm_choices_reads_position_bias_and_agreement_with_pop(tmp_path):
     (tmp_path / "runs" / "synthetic" / "llm-first" / "fake.json").write_text(json.dumps(fake))
     with pytest.raises(Exception, match="not the candidate file it was scored on"):
         choices.table(tmp_path, tmp_path / "nowhere")
+
+
+def test_llm_bf16_times_both_ways_and_compares_the_gradients(tiny_llm, tmp_path):
+    """bench/llm_bf16.py on a tiny model: the table has both medians, their ratio and the gradient
+    agreement, and bf16's LoRA gradient points where fp32's does (its own check of the autocast path)."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "llm_bf16.py"), "--llm", str(tiny_llm), "--dataset", "synthetic",
+                           "--batches", "2", "--repeats", "1"], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in done.stdout.splitlines() if line.startswith("| ")}
+    assert {"fp32 step (median)", "bf16 autocast step (median)", "bf16 / fp32"} <= set(rows)
+    assert float(rows["gradient cosine (min)"]) > 0.95
