@@ -56,7 +56,7 @@ ATTENTION = "q_proj,k_proj,v_proj,o_proj"
 # name -> (method, overrides, note). The cpu profile is 160 windows, 1 epoch, 4 x 2, lr 5e-4.
 # An override named in KNOBS is not a method parameter (adding one would change the hash of every
 # committed record); it is set on the method's resolved settings, which `_train` reads.
-KNOBS = {"curriculum", "warmup_fraction", "final_lr_fraction", "projector_scale"}
+KNOBS = {"curriculum", "warmup_fraction", "final_lr_fraction", "projector_scale", "cpu_bf16"}
 TRAIN_PROBE = 95  # training windows scored for train_hr1 (as many as the test set has)
 SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "tallrec-cpu": ("tallrec", {}, "the cpu profile as shipped"),
@@ -159,6 +159,13 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "llara-1600-candloss-lr5e-4-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "candidate_loss": True,
                                                    "lr": 5e-4},
                                          "as llara-1600-candloss-gemma at half the learning rate (5e-4)"),
+    # Training throughput: this AMD EPYC has avx512_bf16, and bf16 autocast made a Gemma micro-batch's forward +
+    # backward 0.6-0.75x fp32's (bench/llm_bf16.py). Does it keep cpu-long llara's ranking (test 0.168 in 29.0 min),
+    # and does the time it frees, spent on more windows, lift the paper-prompt row towards pop?
+    "llara-1600-bf16-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "cpu_bf16": True},
+                              "as llara-cpu-long-gemma, trained under bf16 autocast (scoring fp32)"),
+    "llara-2400-bf16-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "cpu_bf16": True, "train_samples": 2400},
+                              "as llara-1600-bf16-gemma with 1.5x the windows (300 steps): about fp32 1600's minutes"),
     # Does the gate matter? Its router learns at lr x router_lr_scale (0.3) and ends less instance-wise
     # than it started (gate_mi below gate_mi_init): a router at 10x lr, and the paper's random-gate ablation.
     "ilora-1600-histonly-router10-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "prompt": "history-only",

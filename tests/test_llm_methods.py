@@ -315,3 +315,29 @@ def test_a_missing_or_corrupt_shipped_backbone_is_a_one_line_error(monkeypatch, 
     with pytest.raises(UserError, match=r"^--llm gemma3-270m: its chunk wheels are incomplete or corrupt \(Assembled"):
         backbone.resolve_llm("gemma3-270m")
     assert list(tmp_path.iterdir()) == []  # no cached copy, no temp folder left behind
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_cpu_bf16_training_sees_every_update(tiny_llm, tmp_path, monkeypatch, cache):
+    """bench/llm_levers.py's cpu_bf16 knob trains under one bf16 autocast context. Its step losses must
+    follow an fp32 training of the same windows; with autocast's weight cache on (the first version),
+    every forward after the first step used stale bf16 copies of the LoRA weights (the losses repeat
+    the untrained model's, 0.12 off fp32's by the third step), and they did not."""
+    import torch
+
+    if cache:  # the bug, put back: the context as it was before cache_enabled=False
+        real = torch.autocast
+        monkeypatch.setattr(torch, "autocast", lambda *a, cache_enabled=None, **kw: real(*a, **kw))
+    session = _session(tmp_path)
+    split, cands = session.prepare(0)
+    run = {**TINY_RUN, "epochs": 3, "lr": 5e-3, "lora_dropout": 0.0}
+    losses = {}
+    for bf16 in (False, True):
+        method = _method("tallrec", session, tmp_path / str(bf16), llm=str(tiny_llm), **run)
+        method.settings["cpu_bf16"] = bf16  # the knob, as bench/llm_levers.py sets it
+        method.fit(split.train, cands.valid)
+        losses[bf16] = np.array(method.record_extra()["losses"])
+        assert ("train_autocast" in method.record_extra()) == bf16
+    assert len(losses[True]) == 6  # 3 epochs of 2 optimiser steps
+    gap = np.abs(losses[True] - losses[False]).max()
+    assert (gap > 0.05) if cache else (gap < 0.05), (losses, gap)
