@@ -160,12 +160,10 @@ SETTINGS: dict[str, tuple[str, dict[str, Any], str]] = {
                                                    "lr": 5e-4},
                                          "as llara-1600-candloss-gemma at half the learning rate (5e-4)"),
     # Training throughput: this AMD EPYC has avx512_bf16, and bf16 autocast made a Gemma micro-batch's forward +
-    # backward 0.6-0.75x fp32's (bench/llm_bf16.py). Does it keep cpu-long llara's ranking (test 0.168 in 29.0 min),
-    # and does the time it frees, spent on more windows, lift the paper-prompt row towards pop?
+    # backward 0.65x fp32's (bench/llm_bf16.py). Does a whole training keep that gain, and cpu-long llara's ranking
+    # (test 0.168 in 27.5-29.0 min)? If so, the minutes it frees could buy more windows.
     "llara-1600-bf16-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "cpu_bf16": True},
                               "as llara-cpu-long-gemma, trained under bf16 autocast (scoring fp32)"),
-    "llara-2400-bf16-gemma": ("llara", {"profile": "cpu-long", "llm": "gemma3-270m", "cpu_bf16": True, "train_samples": 2400},
-                              "as llara-1600-bf16-gemma with 1.5x the windows (300 steps): about fp32 1600's minutes"),
     # Does the gate matter? Its router learns at lr x router_lr_scale (0.3) and ends less instance-wise
     # than it started (gate_mi below gate_mi_init): a router at 10x lr, and the paper's random-gate ablation.
     "ilora-1600-histonly-router10-gemma": ("ilora", {"profile": "cpu-long", "llm": "gemma3-270m", "prompt": "history-only",
