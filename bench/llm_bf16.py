@@ -6,7 +6,8 @@ throughput lever)
 
 CPUs with bf16 dot-product instructions (avx512_bf16 on AMD Zen 4 and Intel Cooper Lake on, AMX on
 Sapphire Rapids) run bf16 matmuls at up to twice fp32's rate; `torch.autocast("cpu", bfloat16)` uses
-them for the linear layers while weights, LoRA parameters and the optimiser state stay fp32. On the
+them for the linear layers while weights, LoRA parameters and the optimiser state stay fp32 (the
+context the `cpu_bf16` knob trains in, `training.cpu_bf16_autocast`). On the
 same real micro-batches as bench/llm_compile.py (tallrec's LoRA on ml-100k training windows), each
 batch's forward + backward is timed in fp32 and under autocast, alternating (fp32, bf16, fp32, ...)
 `--repeats` times so that drift in the machine's speed falls on both alike. Then, with dropout off, each
@@ -29,11 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from llm_compile import real_micro_batches  # noqa: E402  (bench/ is the script's own folder)
 from methods.llm.recommender import LLMRecommender  # noqa: E402
-from methods.llm.training import answer_loss, estimate_step_seconds  # noqa: E402
-
-
-def autocast(on: bool) -> torch.autocast:
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=on)
+from methods.llm.training import answer_loss, cpu_bf16_autocast as autocast, estimate_step_seconds  # noqa: E402
 
 
 def loss_and_grad(rec: LLMRecommender, items: list, bf16: bool) -> tuple[float, torch.Tensor]:

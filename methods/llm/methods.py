@@ -237,19 +237,14 @@ class LLMMethod(Method):
                 self._train(rec, train, valid)
 
     def _training_precision(self) -> Any:
-        """bench/llm_levers.py's `cpu_bf16` knob (issue 8's throughput lever): the training's forward and
-        backward under bf16 autocast on a CPU with bf16 instructions (this AMD EPYC's avx512_bf16), weights
-        and optimiser state staying fp32; scoring stays fp32, so rows compare on the same scoring.
+        """bench/llm_levers.py's `cpu_bf16` knob (issue 8's throughput lever): the training under bf16
+        autocast on a CPU; scoring stays fp32, so rows compare on the same scoring."""
+        from methods.llm.training import cpu_bf16_autocast
 
-        The weight cache is off: autocast keeps the bf16 copy it makes of a trainable weight until its
-        context exits, and this one spans every optimiser step, so a cached copy would hide each update
-        from the next forward (torch 2.13; the first cpu_bf16 run trained that way, loss 2.59 -> 4.03)."""
         on = bool(self.settings.get("cpu_bf16")) and not str(self.ctx.device).startswith("cuda")
         if on:
             self._extra["train_autocast"] = "bfloat16"
-        import torch
-
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=on, cache_enabled=False)
+        return cpu_bf16_autocast(on)
 
     def choose(self, samples: EvalSet) -> tuple[np.ndarray, list[str]]:
         from methods.llm.answers import match_answer, upstream_match

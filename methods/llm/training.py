@@ -371,6 +371,16 @@ def typical_micro_batch(rec: LLMRecommender, items: list[TrainItem], batch_size:
     return [items[i] for i in buckets[padded[len(padded) // 2][1]]]
 
 
+def cpu_bf16_autocast(on: bool) -> torch.autocast:
+    """bf16 autocast for a CPU training (bench/llm_levers.py's `cpu_bf16` knob, timed by bench/llm_bf16.py):
+    matmuls in bf16 on CPUs with bf16 instructions, weights and optimiser state fp32.
+
+    The weight cache is off: autocast keeps the bf16 copy it makes of a trainable weight until its
+    context exits, and a context spanning every optimiser step would then hide each update from the
+    next forward (torch 2.13; tests/test_llm_methods.py's test_cpu_bf16_training_sees_every_update)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=on, cache_enabled=False)
+
+
 def estimate_step_seconds(
     rec: LLMRecommender, items: list[TrainItem], batch_size: int, *, all_logits: bool = False, history: bool = False,
     candidates: bool = False,
