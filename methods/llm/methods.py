@@ -108,7 +108,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
 }
 # Each objective option: its words in the plan line, and its training time against the papers' loss on 2 CPU
 # cores. history_loss runs the LM head on ~10x the positions: 24.2 against 17.7 min for the same 1600 Gemma
-# windows (README's levers table, ilora-1600-histonly with and without it). candidate_loss runs it on the title
+# windows (the levers table, bench/LEVERS.md, ilora-1600-histonly with and without it). candidate_loss runs it on the title
 # tokens of 5 candidates per window: 46.3 against 29.0 min for llara's 1600 cpu-long Gemma windows (same AMD EPYC).
 # The history-only prompt drops the 20 listed titles, about half the tokens: 1600 Gemma windows with the history
 # loss trained in 17.7-22.1 min on the AMD EPYC (bench/llm_levers.py's *-1600-histonly-histloss-* rows, seeds 1-2),
