@@ -149,6 +149,37 @@ def test_a_prompt_without_the_candidate_list_gets_no_generate_row():
     assert modes == [(False, "generate"), (False, "likelihood"), (True, "likelihood")]
 
 
+def test_llm_rows_are_named_by_budget_where_the_section_mixes_them():
+    """Readers should not need the parameter list: "ilora · cpu-long · gemma3-270m", a hash only where that is not enough."""
+    from harness.report.leaderboard import _relative_rows
+
+    def record(method: str, **params) -> dict:
+        return {"method": method, "params": params, "seed": 0, "status": "ok", "command": "run", "trainable_parameters": 1,
+                "dataset": {"name": "d", "fingerprint": "f" * 12},
+                "split": {"scheme": "llara", "max_history": 10, "min_history": 3},
+                "candidates": {"sha256": "c", "n_negatives": 19, "exclude": "seen"},
+                "metrics": {"test": {"likelihood": {"HR@1": 0.3}}}}
+
+    samples = [{"i": i, "rank": {"likelihood": 1 + i % 3, "rank": 1 + i % 2}} for i in range(6)]
+    one_budget = [record("ilora", llm="smollm2", profile="cpu"), record("tallrec", llm="smollm2", profile="cpu")]
+    [section] = collect(one_budget, lambda r: samples)
+    assert sorted(r.label for r in section.rows) == ["ilora", "tallrec"]  # the default run reads as before
+
+    mixed = [*one_budget, record("ilora", llm="gemma3-270m", profile="cpu-long"),
+             record("tallrec", llm="gemma3-270m", profile="cpu-long"),
+             record("tallrec", llm="gemma3-270m", profile="cpu-long", lr=1e-3),
+             record("ilora", llm="gemma3-270m", profile="cpu-long", prompt="history-only", history_loss=True)]
+    [section] = collect(mixed, lambda r: samples)
+    labels = sorted(r.label for r in section.rows)
+    assert labels[:3] == ["ilora · cpu · smollm2", "ilora · cpu-long · gemma3-270m",
+                          "ilora · cpu-long · gemma3-270m · ablation: history-only prompt, history loss"]
+    clashing = [label for label in labels if label.startswith("tallrec · cpu-long")]
+    assert len(set(clashing)) == 2 and all(label.endswith("]") for label in clashing)  # lr=1e-3 is in no name
+    assert {name for name, _ in section.tagged} == set(labels)
+    rows = {r[2]: r[1] for r in _relative_rows([section])}
+    assert rows["cpu · smollm2"] == "ilora vs tallrec"  # the budget is the next column
+
+
 def test_ilora_over_lora_is_its_own_holm_family():
     """The headline pairs are corrected over that table only, not over the whole section."""
     from harness.report import stats

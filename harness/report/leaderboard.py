@@ -131,16 +131,20 @@ def collect(records: list[dict[str, Any]], load_samples: Callable[[dict[str, Any
         by_params: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         for r in _one_per_seed(ok):
             by_params[(r["method"], config_hash(r["params"]))].append(r)
-        variants = defaultdict(set)
-        for method, phash in by_params:
-            variants[method].add(phash)
+        # LLM rows are named by their profile and backbone where the section holds more than one; a hash
+        # tag tells apart what those names leave alike (a --set override, say).
+        show_budget = len({_budget(r["params"]) for r in ok if any(k in r["params"] for k in PAIRING_KEYS)}) > 1
+        names = {key: _row_name(key[0], runs[0]["params"], show_budget) for key, runs in by_params.items()}
+        clashes = defaultdict(int)
+        for name in names.values():
+            clashes[name] += 1
         rows, tagged = [], []
         for (method, phash), runs in sorted(by_params.items()):
             runs.sort(key=lambda r: r["seed"])
-            name = method if len(variants[method]) == 1 else f"{method} [{phash[:6]}]"
-            if ablations(runs[0]["params"]):
-                name += " · ablation"
-            if len(variants[method]) > 1 or ablations(runs[0]["params"]):
+            name = names[(method, phash)]
+            if clashes[name] > 1:
+                name += f" [{phash[:6]}]"
+            if name != method:
                 tagged.append((name, runs[0]["params"]))
             tuning = runs[0].get("tuning")
             if tuning:
@@ -208,6 +212,18 @@ ABLATIONS: dict[str, tuple[Any, str]] = {
 def ablations(params: dict[str, Any]) -> list[str]:
     """Words for each ablation a run's parameters carry; empty for the papers' settings."""
     return [words.format(params[k]) for k, (paper, words) in ABLATIONS.items() if params.get(k, paper) != paper]
+
+
+def _budget(params: dict[str, Any]) -> str:
+    """Profile and backbone: what an LLM row is paired within (`_same_budget`), as words."""
+    return " · ".join(str(params[k]) for k in PAIRING_KEYS if k in params)
+
+
+def _row_name(method: str, params: dict[str, Any], show_budget: bool) -> str:
+    """"ilora · cpu-long · gemma3-270m · ablation: history-only prompt, history loss": a reader should
+    not need the parameter list to tell which row is which."""
+    name = f"{method} · {_budget(params)}" if show_budget and _budget(params) else method
+    return f"{name} · ablation: {', '.join(ablations(params))}" if ablations(params) else name
 
 
 # A prompt without the candidate list leaves greedy generation nothing to name: it scores 0 with ValidRatio
@@ -285,15 +301,25 @@ def _relative_rows(sections: list[Section]) -> list[list[str]]:
         point, low, high = stats.relative_improvement(a, b)
         ratio = c.a.runs[0]["trainable_parameters"] / max(1, c.b.runs[0]["trainable_parameters"])
         params = c.a.runs[0]["params"]
-        budget = " · ".join([*(str(params[k]) for k in PAIRING_KEYS if k in params), *ablations(params)])
+        budget = " · ".join(filter(None, [_budget(params), *ablations(params)]))
         rels.append(point)
-        out.append([s.dataset, f"{c.a.label} vs {c.b.label}", budget, str(len(c.keys)), f"{b.mean():.4f}",
+        out.append([s.dataset, f"{_short(c.a)} vs {_short(c.b)}", budget, str(len(c.keys)), f"{b.mean():.4f}",
                     f"{a.mean():.4f}", _pct(point), f"[{_pct(low)}, {_pct(high)}]", _delta_by_seed(c, a, b),
                     f"{c.p:.3g}", f"{p_holm:.3g}", f"{ratio:.4f}"])
     finite = [r for r in rels if math.isfinite(r)]
     if len(out) > 1 and finite:
         out.append(["average", "", "", "", "", "", _pct(float(np.mean(finite))), "", "", "", "", ""])
     return out
+
+
+def _short(row: Row) -> str:
+    """The row's name without the budget and ablation words, which the table gives in a column of its own."""
+    params = row.runs[0]["params"]
+    for shown in (True, False):
+        long = _row_name(row.method, params, shown)
+        if row.label.startswith(long):
+            return row.method + row.label[len(long):]
+    return row.label
 
 
 def _delta_by_seed(c: Comparison, a: np.ndarray, b: np.ndarray) -> str:
@@ -420,13 +446,15 @@ def render_markdown(sections: list[Section], figures: dict[str, str] | None = No
             out.append("\nFailed runs (rerun the command to retry them):\n\n")
             out.extend(f"- {m} seed {seed}: {err}\n" for m, seed, err in s.failed)
         if s.tagged:
-            marked = any(name.endswith(" · ablation") for name, _ in s.tagged)
-            out.append("\nRows tagged [xxxxxx] are different parameter sets of the same method (hash of the parameters)"
+            marked = any(" · ablation: " in name for name, _ in s.tagged)
+            out.append("\nWhere a section holds LLM rows of more than one budget profile or backbone, their names say which"
+                       " (`profile`, `llm`); a tag [xxxxxx] (hash of the parameters) tells apart parameter sets of one method"
+                       " that the name leaves alike"
                        + ("; rows marked · ablation depart from the papers' prompt or objective (`prompt`, `history_loss`, "
                           "`candidate_loss` below) and are paired only with rows that depart the same way; a history-only prompt "
                           "lists no candidates to name, so its (generate) rows are left out (the records keep them)"
                           if marked else "")
-                       + ":\n\n")
+                       + ". Their parameters:\n\n")
             out.extend(f"- {name}: `{json.dumps(params, sort_keys=True)}`\n" for name, params in s.tagged)
     relative = _relative_rows(sections)
     if relative:
