@@ -219,6 +219,10 @@ def _budget(params: dict[str, Any]) -> str:
     return " · ".join(str(params[k]) for k in PAIRING_KEYS if k in params)
 
 
+def _setting(params: dict[str, Any]) -> str:
+    return " · ".join(filter(None, [_budget(params), *ablations(params)]))
+
+
 def _row_name(method: str, params: dict[str, Any], show_budget: bool) -> str:
     """"ilora · cpu-long · gemma3-270m · ablation: history-only prompt, history loss": a reader should
     not need the parameter list to tell which row is which."""
@@ -280,7 +284,8 @@ def _comparison_rows(comparisons: list[Comparison]) -> list[list[str]]:
     for c in comparisons:
         low, high = stats.diff_ci(c.a.hits(c.keys), c.b.hits(c.keys))
         out.append([
-            f"{c.a.label} vs {c.b.label}", str(len(c.keys)), f"{c.delta:+.4f}", f"[{low:+.3f}, {high:+.3f}]",
+            f"{_short(c.a)} vs {_short(c.b)}", _setting(c.a.runs[0]["params"]), str(len(c.keys)), f"{c.delta:+.4f}",
+            f"[{low:+.3f}, {high:+.3f}]",
             f"{c.p:.3g}", f"{c.p_holm:.3g}", "yes" if c.p_holm < stats.ALPHA else "no",
         ])
     return out
@@ -301,7 +306,7 @@ def _relative_rows(sections: list[Section]) -> list[list[str]]:
         point, low, high = stats.relative_improvement(a, b)
         ratio = c.a.runs[0]["trainable_parameters"] / max(1, c.b.runs[0]["trainable_parameters"])
         params = c.a.runs[0]["params"]
-        budget = " · ".join(filter(None, [_budget(params), *ablations(params)]))
+        budget = _setting(params)
         rels.append(point)
         out.append([s.dataset, f"{_short(c.a)} vs {_short(c.b)}", budget, str(len(c.keys)), f"{b.mean():.4f}",
                     f"{a.mean():.4f}", _pct(point), f"[{_pct(low)}, {_pct(high)}]", _delta_by_seed(c, a, b),
@@ -423,7 +428,7 @@ def render_markdown(sections: list[Section], figures: dict[str, str] | None = No
             out.append("\nThe comparisons the benchmark exists for (paired on the same candidates; Δ = first − second):\n\n")
             out.append(tabulate(
                 _comparison_rows(s.named),
-                headers=["comparison", "samples", "Δ HR@1", "95% CI of Δ", "p (Wilcoxon)", "p (Holm)", "significant"],
+                headers=["comparison", "profile · backbone · ablations (first row)", "samples", "Δ HR@1", "95% CI of Δ", "p (Wilcoxon)", "p (Holm)", "significant"],
                 tablefmt="github", disable_numparse=True,
             ) + "\n")
         headers, position = _position_rows(s)
