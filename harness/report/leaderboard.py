@@ -428,7 +428,8 @@ def render_markdown(sections: list[Section], figures: dict[str, str] | None = No
             out.append("\nThe comparisons the benchmark exists for (paired on the same candidates; Δ = first − second):\n\n")
             out.append(tabulate(
                 _comparison_rows(s.named),
-                headers=["comparison", "profile · backbone · ablations (first row)", "samples", "Δ HR@1", "95% CI of Δ", "p (Wilcoxon)", "p (Holm)", "significant"],
+                headers=["comparison", "profile · backbone · ablations (first row)", "samples", "Δ HR@1", "95% CI of Δ",
+                         "p (Wilcoxon)", "p (Holm)", "significant"],
                 tablefmt="github", disable_numparse=True,
             ) + "\n")
         headers, position = _position_rows(s)
