@@ -28,7 +28,7 @@ from tabulate import tabulate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llm_compile import real_micro_batches  # noqa: E402  (bench/ is the script's own folder)
+from llm_compile import add_micro_batch_args, real_micro_batches  # noqa: E402  (bench/ is the script's own folder)
 from methods.llm.recommender import LLMRecommender  # noqa: E402
 from methods.llm.training import answer_loss, cpu_bf16_autocast as autocast, estimate_step_seconds  # noqa: E402
 
@@ -48,10 +48,7 @@ def loss_and_grad(rec: LLMRecommender, items: list, bf16: bool) -> tuple[float, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--llm", default="gemma3-270m")
-    parser.add_argument("--dataset", default="ml-100k")
-    parser.add_argument("--batches", type=int, default=6, help="distinct micro-batches timed")
-    parser.add_argument("--batch", type=int, default=4, help="training micro-batch (the cpu profiles use 4)")
+    add_micro_batch_args(parser, llm="gemma3-270m")
     parser.add_argument("--repeats", type=int, default=2, help="timed passes over the batches, each way")
     args = parser.parse_args()
     rec, groups, tokens = real_micro_batches(args.llm, args.dataset, args.batches, args.batch)

@@ -53,12 +53,17 @@ def real_micro_batches(llm: str, dataset: str, n: int, batch: int) -> tuple[LLMR
     return rec, [[items[i] for i in b] for b in chosen], [max(lengths[i] for i in b) for b in chosen]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--llm", default="smollm2")
+def add_micro_batch_args(parser: argparse.ArgumentParser, llm: str) -> None:
+    """The options `real_micro_batches` takes, for each script that times its batches."""
+    parser.add_argument("--llm", default=llm)
     parser.add_argument("--dataset", default="ml-100k")
     parser.add_argument("--batches", type=int, default=6, help="distinct micro-batches timed")
     parser.add_argument("--batch", type=int, default=4, help="training micro-batch (the cpu profiles use 4)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_micro_batch_args(parser, llm="smollm2")
     parser.add_argument("--mode", default="default", help="torch.compile mode (default, reduce-overhead, max-autotune)")
     args = parser.parse_args()
     rec, groups, tokens = real_micro_batches(args.llm, args.dataset, args.batches, args.batch)

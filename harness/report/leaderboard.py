@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -56,6 +56,7 @@ class Row:
     runs: list[dict[str, Any]]
     outcomes: dict[tuple[str, int], int] = field(default_factory=dict)  # (candidate sha, sample) -> rank
     samples: list[list[dict[str, Any]]] = field(default_factory=list)  # per run, the per-sample outcomes
+    short: str = ""  # the label without budget and ablation words, for tables that give those in a column
 
     def hr1(self) -> float:
         return float(np.mean([r["metrics"]["test"][self.mode]["HR@1"] for r in self.runs]))
@@ -135,26 +136,25 @@ def collect(records: list[dict[str, Any]], load_samples: Callable[[dict[str, Any
         # tag tells apart what those names leave alike (a --set override, say).
         show_budget = len({_budget(r["params"]) for r in ok if any(k in r["params"] for k in PAIRING_KEYS)}) > 1
         names = {key: _row_name(key[0], runs[0]["params"], show_budget) for key, runs in by_params.items()}
-        clashes = defaultdict(int)
-        for name in names.values():
-            clashes[name] += 1
+        clashes = Counter(names.values())
         rows, tagged = [], []
         for (method, phash), runs in sorted(by_params.items()):
             runs.sort(key=lambda r: r["seed"])
-            name = names[(method, phash)]
-            if clashes[name] > 1:
-                name += f" [{phash[:6]}]"
+            suffix = f" [{phash[:6]}]" if clashes[names[(method, phash)]] > 1 else ""
+            name = names[(method, phash)] + suffix
             if name != method:
                 tagged.append((name, runs[0]["params"]))
             tuning = runs[0].get("tuning")
             if tuning:
-                name += f" · tuned ({tuning['complete'] + tuning['pruned'] + tuning['failed']} trials)"
+                suffix += f" · tuned ({tuning['complete'] + tuning['pruned'] + tuning['failed']} trials)"
+                name = names[(method, phash)] + suffix
             skip = {"full", *_moot_modes(runs[0]["params"])}
             modes = [m for m in runs[0]["metrics"]["test"] if m not in skip]
             samples = {id(r): load_samples(r) for r in runs}
             for mode in modes:
-                row = Row(name if len(modes) == 1 else f"{name} ({mode})", method, mode, runs,
-                          samples=[samples[id(r)] for r in runs])
+                mode_words = "" if len(modes) == 1 else f" ({mode})"
+                row = Row(name + mode_words, method, mode, runs, samples=[samples[id(r)] for r in runs],
+                          short=method + suffix + mode_words)
                 for r in runs:
                     for s in samples[id(r)]:
                         row.outcomes[(r["candidates"]["sha256"], s["i"])] = s["rank"][mode]
@@ -284,7 +284,7 @@ def _comparison_rows(comparisons: list[Comparison]) -> list[list[str]]:
     for c in comparisons:
         low, high = stats.diff_ci(c.a.hits(c.keys), c.b.hits(c.keys))
         out.append([
-            f"{_short(c.a)} vs {_short(c.b)}", _setting(c.a.runs[0]["params"]), str(len(c.keys)), f"{c.delta:+.4f}",
+            f"{c.a.short or c.a.label} vs {c.b.short or c.b.label}", _setting(c.a.runs[0]["params"]), str(len(c.keys)), f"{c.delta:+.4f}",
             f"[{low:+.3f}, {high:+.3f}]",
             f"{c.p:.3g}", f"{c.p_holm:.3g}", "yes" if c.p_holm < stats.ALPHA else "no",
         ])
@@ -308,23 +308,13 @@ def _relative_rows(sections: list[Section]) -> list[list[str]]:
         params = c.a.runs[0]["params"]
         budget = _setting(params)
         rels.append(point)
-        out.append([s.dataset, f"{_short(c.a)} vs {_short(c.b)}", budget, str(len(c.keys)), f"{b.mean():.4f}",
+        out.append([s.dataset, f"{c.a.short or c.a.label} vs {c.b.short or c.b.label}", budget, str(len(c.keys)), f"{b.mean():.4f}",
                     f"{a.mean():.4f}", _pct(point), f"[{_pct(low)}, {_pct(high)}]", _delta_by_seed(c, a, b),
                     f"{c.p:.3g}", f"{p_holm:.3g}", f"{ratio:.4f}"])
     finite = [r for r in rels if math.isfinite(r)]
     if len(out) > 1 and finite:
         out.append(["average", "", "", "", "", "", _pct(float(np.mean(finite))), "", "", "", "", ""])
     return out
-
-
-def _short(row: Row) -> str:
-    """The row's name without the budget and ablation words, which the table gives in a column of its own."""
-    params = row.runs[0]["params"]
-    for shown in (True, False):
-        long = _row_name(row.method, params, shown)
-        if row.label.startswith(long):
-            return row.method + row.label[len(long):]
-    return row.label
 
 
 def _delta_by_seed(c: Comparison, a: np.ndarray, b: np.ndarray) -> str:
